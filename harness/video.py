@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 
@@ -58,8 +58,11 @@ class Video:
             if not isinstance(plane, np.ndarray):
                 raise VideoFormatError(f"plane {name} is {type(plane).__name__}, expected a numpy uint8 array")
             if plane.dtype != np.uint8:
+                nan = ""
+                if plane.dtype.kind in "fc" and plane.size and not np.isfinite(plane).all():
+                    nan = f" holding {int(np.count_nonzero(~np.isfinite(plane)))} NaN/inf samples"
                 raise VideoFormatError(
-                    f"plane {name} has dtype {plane.dtype}, expected uint8 (clip and round to 0..255 first)"
+                    f"plane {name} has dtype {plane.dtype}{nan}, expected uint8 (clip and round to 0..255 first)"
                 )
             if plane.ndim != 3:
                 raise VideoFormatError(f"plane {name} has shape {plane.shape}, expected (frames, rows, columns)")
@@ -126,21 +129,31 @@ class Video:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the raw transport format: magic, JSON header line, then all Y, all U, all V."""
         with open(path, "wb") as out:
-            out.write(RAW_MAGIC)
-            out.write(self._header_bytes() + b"\n")
-            for plane in (self.y, self.u, self.v):
-                out.write(np.ascontiguousarray(plane).data)
+            self.write_to(out)
+
+    def write_to(self, out: BinaryIO) -> None:
+        out.write(RAW_MAGIC)
+        out.write(self._header_bytes() + b"\n")
+        for plane in (self.y, self.u, self.v):
+            out.write(np.ascontiguousarray(plane).data)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, max_bytes: int | None = None) -> Video:
         """Read `save`'s format, checking the header against the file size before allocating."""
-        path = Path(path)
         try:
-            size = path.stat().st_size
             with open(path, "rb") as src:
-                head = src.read(len(RAW_MAGIC) + _HEADER_MAX)
+                return cls.read_from(src, max_bytes=max_bytes, name=str(path))
         except OSError as err:
             raise VideoFormatError(f"cannot read raw video {path}: {err}") from err
+
+    @classmethod
+    def read_from(cls, src: BinaryIO, *, max_bytes: int | None = None, name: str = "stream") -> Video:
+        """`load` from an open binary file (e.g. a file descriptor handed to a sandboxed worker)."""
+        path = name
+        src.seek(0, os.SEEK_END)
+        size = src.tell()
+        src.seek(0)
+        head = src.read(len(RAW_MAGIC) + _HEADER_MAX)
         if not head.startswith(RAW_MAGIC):
             raise VideoFormatError(f"{path} is not a raw harness video (bad magic {head[:6]!r})")
         end = head.find(b"\n", len(RAW_MAGIC))
@@ -166,7 +179,10 @@ class Video:
                 f"{path}: header claims {width}x{height}x{frames} ({payload} bytes of planes) "
                 f"but the file holds {size - end - 1}"
             )
-        data = np.fromfile(path, dtype=np.uint8, offset=end + 1)
+        src.seek(end + 1)
+        data = np.fromfile(src, dtype=np.uint8, count=payload)
+        if data.size != payload:
+            raise VideoFormatError(f"{path}: file shrank while reading ({data.size} of {payload} bytes)")
         y = data[:luma].reshape(frames, height, width)
         u = data[luma : luma + chroma].reshape(frames, ch, cw)
         v = data[luma + chroma :].reshape(frames, ch, cw)

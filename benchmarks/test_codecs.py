@@ -1,0 +1,108 @@
+"""The suite: every candidate x clip x rate point, judged from a real sandboxed round trip.
+
+Parametrized by the harness plugin (ids like `test_rate[dct_inter-bikes-r2]`); the thresholds
+come from fixtures/suite.toml. Each test asks the session's `Judge`, which runs each encode
+and decode once and measures the decoded frames against the source.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import ClipError
+
+
+def _source(judge, clip, record):
+    try:
+        source = judge.source(clip)
+    except ClipError as err:
+        pytest.fail(f"clip {clip!r} cannot be used: {err}", pytrace=False)
+    v, info = source.video, source.info
+    record(
+        "clip", name=clip, path=info.path, sha256=v.sha256(), width=v.width, height=v.height,
+        frames=v.frames, fps=str(v.fps), codec=info.codec, pix_fmt=info.pix_fmt,
+        color_range=info.color_range,
+    )
+    return source
+
+
+def _point(judge, candidate, clip, rung, record):
+    _source(judge, clip, record)
+    result = judge.point(candidate, clip, rung)
+    record("point", **result.to_json())
+    if not result.ok:
+        pytest.fail(f"{candidate} on {clip} at {result.point.id}: {result.failure}\n\n{result.failure_details}",
+                    pytrace=False)
+    return result
+
+
+def test_contract(judge, candidate, record):
+    """The candidate imports in the sandbox and defines encode(video, target_bitrate) and decode(bitstream)."""
+    cand = judge.candidates[candidate]
+    outcome = judge.check(candidate)
+    record(
+        "candidate", name=candidate, sha256=cand.sha256, summary=cand.summary, size_bytes=cand.size_bytes,
+        path=str(cand.path), check=outcome.to_json(),
+    )
+    if not outcome.ok:
+        pytest.fail(outcome.details(), pytrace=False)
+
+
+def test_round_trip(judge, candidate, clip, rung, record):
+    """decode(encode(clip)) gives uint8 4:2:0 planes of the source's size, frame count and rate."""
+    result = _point(judge, candidate, clip, rung, record)
+    source = judge.source(clip).video
+    fmt = result.decoded_format
+    assert (fmt["width"], fmt["height"], fmt["frames"]) == (source.width, source.height, source.frames)
+    assert fmt["fps"] == str(source.fps)
+
+
+def test_rate(judge, candidate, clip, rung, record):
+    """Measured bitrate 8 * len(bitstream) * fps / frames stays within max_overshoot x target."""
+    result = _point(judge, candidate, clip, rung, record)
+    limit = judge.config.max_overshoot * result.point.target_bps
+    got = result.measurement.bitrate_bps
+    assert got <= limit, (
+        f"{got / 1000:.1f} kbps is {got / result.point.target_bps:.2f} x the target "
+        f"{result.point.target_bps / 1000:.1f} kbps (limit {judge.config.max_overshoot:.2f} x)"
+    )
+
+
+def test_quality(judge, candidate, clip, rung, record):
+    """Decoded frames compared with the source clear the PSNR-Y floor (mean over frames)."""
+    result = _point(judge, candidate, clip, rung, record)
+    psnr_y = result.measurement.mean["psnr_y"]
+    floor = judge.config.min_psnr_y
+    assert psnr_y >= floor, (
+        f"PSNR-Y {psnr_y:.2f} dB is under the floor of {floor:.1f} dB: "
+        "the decoded frames do not reproduce the source"
+    )
+
+
+def test_limits(judge, candidate, clip, rung, record):
+    """Each sandboxed call stays inside the time and memory budget for the clip's size."""
+    result = _point(judge, candidate, clip, rung, record)
+    source = judge.source(clip).video
+    cfg = judge.config
+    mpix = source.width * source.height * source.frames / 1e6
+    budgets = {
+        "encode": cfg.startup_s + cfg.encode_s_per_mpixel * mpix,
+        "decode": cfg.startup_s + cfg.decode_s_per_mpixel * mpix,
+    }
+    for stage, outcome in (("encode", result.encode), ("decode", result.decode)):
+        assert outcome.wall_s <= budgets[stage], (
+            f"{stage} took {outcome.wall_s:.1f} s, over the budget of {budgets[stage]:.1f} s "
+            f"for {mpix:.2f} Mpixel"
+        )
+        assert outcome.peak_rss_bytes <= cfg.peak_rss_bytes, (
+            f"{stage} peaked at {outcome.peak_rss_bytes >> 20} MiB, over {cfg.peak_rss_bytes >> 20} MiB"
+        )
+
+
+def test_determinism(judge, candidate, clip, record):
+    """Two encodes in separate processes give identical bytes; decodes with other threads/seeds match."""
+    _source(judge, clip, record)
+    result = judge.determinism(candidate, clip)
+    record("determinism", **result.to_json())
+    if result.failure:
+        pytest.fail(f"{candidate} on {clip}: {result.failure}\n{result.details}", pytrace=False)

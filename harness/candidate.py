@@ -1,0 +1,155 @@
+"""What a candidate is, found by reading files: the parent never imports candidate code.
+
+A candidate is `candidates/<name>.py` or a package `candidates/<name>/`; the first line of
+its module docstring says what it does, and it defines
+
+    encode(video: Video, target_bitrate: float) -> bytes   # bits per second, whole clip
+    decode(bitstream: bytes) -> Video                      # from the bitstream alone
+
+Whether it imports and has callable functions is checked inside the sandbox (worker.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import CandidateError
+
+__all__ = ["CandidateSource", "discover_candidates", "select_candidates", "CONTRACT_TEXT"]
+
+CONTRACT_TEXT = """\
+A candidate is one Python module `candidates/<name>.py` (or a package `candidates/<name>/`).
+The first line of its module docstring says what the codec does. It defines:
+
+    from harness.video import Video
+
+    def encode(video: Video, target_bitrate: float) -> bytes:
+        '''Encode the whole clip at about `target_bitrate` bits per second.'''
+
+    def decode(bitstream: bytes) -> Video:
+        '''Rebuild the clip from the bitstream alone.'''
+
+`Video` holds uint8 numpy planes `y` (frames, H, W), `u` and `v` (frames, ceil(H/2), ceil(W/2))
+of 8-bit YUV 4:2:0 and the frame rate `fps` (a fractions.Fraction). Build the result with
+`Video(y, u, v, fps)`. The decoded clip must have the source's size, frame count and rate.
+The harness counts the bits: bitrate = 8 * len(bitstream) * fps / frames, and it must not
+exceed 1.10 x target_bitrate. Quality is measured on the decoded frames against the source.
+encode and decode each run in a fresh sandboxed process (bubblewrap): no network, a read-only
+file system, a private empty /tmp, no environment variables, limited time, memory and
+processes. decode receives only the bitstream: no files, globals or environment survive from
+encode. Both must be deterministic: the same input gives the same bytes and frames every run,
+whatever the thread count or hash seed. Available: the Python standard library, numpy,
+OpenCV (cv2), zstandard and PyAV (av).
+"""
+
+
+@dataclass(frozen=True)
+class CandidateSource:
+    """A candidate as found on disk; `problem` is set when its source cannot be a candidate."""
+
+    name: str
+    path: Path
+    is_package: bool
+    sha256: str
+    size_bytes: int
+    summary: str | None
+    problem: str | None
+
+    @property
+    def short_hash(self) -> str:
+        return self.sha256[:12]
+
+
+def _source_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def _static_problem(init: Path) -> tuple[str | None, str | None]:
+    """(summary, problem) from parsing only: nothing is executed."""
+    try:
+        tree = ast.parse(init.read_bytes(), filename=str(init))
+    except SyntaxError as err:
+        return None, f"syntax error in {init.name} line {err.lineno}: {err.msg}"
+    except (OSError, ValueError) as err:
+        return None, f"cannot read {init.name}: {err}"
+    doc = ast.get_docstring(tree)
+    summary = doc.strip().splitlines()[0].strip() if doc and doc.strip() else None
+    defined = {
+        node.name if not isinstance(node, ast.Assign) else getattr(node.targets[0], "id", "")
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Assign))
+    }
+    imported = {
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    missing = [f for f in ("encode", "decode") if f not in defined | imported]
+    if summary is None:
+        return None, "the module has no docstring; its first line must say what the codec does"
+    if missing:
+        return summary, f"the module defines no {' or '.join(f'`{m}`' for m in missing)} function"
+    return summary, None
+
+
+def _candidate(path: Path) -> CandidateSource:
+    name = path.stem if path.is_file() else path.name
+    files = _source_files(path)
+    digest = hashlib.sha256()
+    size = 0
+    for file in files:
+        data = file.read_bytes()
+        size += len(data)
+        digest.update(str(file.relative_to(path.parent)).encode() + b"\0")
+        digest.update(hashlib.sha256(data).digest())
+    init = path if path.is_file() else path / "__init__.py"
+    if path.is_dir() and not init.exists():
+        summary, problem = None, f"package {name}/ has no __init__.py"
+    else:
+        summary, problem = _static_problem(init)
+    if name == "conftest":
+        problem = "candidates/conftest.py is not a candidate and is never loaded by the suite; remove it"
+    elif not name.isidentifier():
+        problem = f"{name!r} is not a valid module name; use letters, digits and underscores"
+    return CandidateSource(
+        name=name,
+        path=path.resolve(),
+        is_package=path.is_dir(),
+        sha256=digest.hexdigest(),
+        size_bytes=size,
+        summary=summary,
+        problem=problem,
+    )
+
+
+def discover_candidates(directory: str | Path) -> list[CandidateSource]:
+    """Every `*.py` module and package in `directory`, sorted by name, by reading files only."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CandidateError(f"candidate directory {directory} does not exist")
+    found = []
+    for entry in sorted(directory.iterdir()):
+        if entry.name.startswith(("_", ".")) or entry.name == "__pycache__":
+            continue
+        if (entry.is_file() and entry.suffix == ".py") or (entry.is_dir() and any(entry.iterdir())):
+            found.append(_candidate(entry))
+    return found
+
+
+def select_candidates(found: list[CandidateSource], names: list[str] | None) -> list[CandidateSource]:
+    """The named candidates in the given order; an unknown name raises listing the known ones."""
+    if not names:
+        return found
+    by_name = {c.name: c for c in found}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise CandidateError(
+            f"unknown candidate(s) {', '.join(unknown)}; known: {', '.join(sorted(by_name)) or '(none)'}"
+        )
+    return [by_name[n] for n in names]

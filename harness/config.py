@@ -1,0 +1,84 @@
+"""The suite's thresholds and limits, read from fixtures/suite.toml (data, not code)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.sandbox import Limits
+
+__all__ = ["SuiteConfig", "load_suite_config"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SuiteConfig:
+    """Rate ladder (bits per luma pixel per frame), rate and quality gates, limits and budgets."""
+
+    default_frames: int
+    ladder_bpp: tuple[float, ...]
+    max_overshoot: float
+    min_psnr_y: float
+    limits: Limits
+    encode_s_per_mpixel: float
+    decode_s_per_mpixel: float
+    startup_s: float
+    peak_rss_bytes: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "default_frames": self.default_frames,
+            "ladder_bpp": list(self.ladder_bpp),
+            "max_overshoot": self.max_overshoot,
+            "min_psnr_y": self.min_psnr_y,
+            "limits": self.limits.to_json(),
+            "budget": {
+                "encode_s_per_mpixel": self.encode_s_per_mpixel,
+                "decode_s_per_mpixel": self.decode_s_per_mpixel,
+                "startup_s": self.startup_s,
+                "peak_rss_bytes": self.peak_rss_bytes,
+            },
+        }
+
+
+def _get(data: dict, path: str, kind: type | tuple[type, ...], source: Path):
+    node: object = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"{source}: missing `{path}`")
+        node = node[part]
+    if not isinstance(node, kind) or isinstance(node, bool):
+        raise ConfigError(f"{source}: `{path}` = {node!r} should be {getattr(kind, '__name__', kind)}")
+    return node
+
+
+def load_suite_config(path: Path) -> SuiteConfig:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"cannot read the suite config {path}: {err}") from err
+    num = (int, float)
+    ladder = _get(data, "rate.ladder_bpp", list, path)
+    if not ladder or not all(isinstance(x, num) and x > 0 for x in ladder):
+        raise ConfigError(f"{path}: rate.ladder_bpp must be a non-empty list of positive numbers")
+    limits = Limits(
+        wall_s=float(_get(data, "limits.wall_s", num, path)),
+        cpu_s=int(_get(data, "limits.cpu_s", int, path)),
+        memory_bytes=int(_get(data, "limits.memory_bytes", int, path)),
+        processes=int(_get(data, "limits.processes", int, path)),
+        file_bytes=int(_get(data, "limits.file_bytes", int, path)),
+        tmp_bytes=int(_get(data, "limits.tmp_bytes", int, path)),
+    )
+    return SuiteConfig(
+        default_frames=int(_get(data, "frames.default", int, path)),
+        ladder_bpp=tuple(float(x) for x in sorted(ladder)),
+        max_overshoot=float(_get(data, "rate.max_overshoot", num, path)),
+        min_psnr_y=float(_get(data, "quality.min_psnr_y", num, path)),
+        limits=limits,
+        encode_s_per_mpixel=float(_get(data, "budget.encode_s_per_mpixel", num, path)),
+        decode_s_per_mpixel=float(_get(data, "budget.decode_s_per_mpixel", num, path)),
+        startup_s=float(_get(data, "budget.startup_s", num, path)),
+        peak_rss_bytes=int(_get(data, "budget.peak_rss_bytes", int, path)),
+    )

@@ -1,0 +1,234 @@
+"""The suite's state: candidates x clips x rate points, each judged once and remembered.
+
+Tests ask the `Judge` for results; it runs the sandboxed calls and the measurement the
+first time and returns the same frozen result afterwards. Nothing here imports a candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.candidate import CandidateSource
+from harness.clips import Clip, ClipStore
+from harness.config import SuiteConfig
+from harness.errors import HarnessError
+from harness.measure import Measurement, measure
+from harness.runner import Outcome, Runner
+from harness.video import Video
+
+__all__ = ["Judge", "PointResult", "DeterminismResult", "RatePoint"]
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One rung of a clip's rate ladder: its id (r0, r1...) and target bitrate in bits per second."""
+
+    rung: int
+    target_bps: float
+    bits_per_pixel: float
+
+    @property
+    def id(self) -> str:
+        return f"r{self.rung}"
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """A candidate at one rate point of one clip: outcomes, measurement, or the reason it failed."""
+
+    candidate: str
+    clip: str
+    point: RatePoint
+    encode: Outcome | None
+    decode: Outcome | None
+    measurement: Measurement | None
+    failure: str | None  # one line: why there is no measurement
+    failure_details: str = ""
+    decoded_format: dict[str, object] = field(default_factory=dict)
+    bitstream: bytes = field(default=b"", repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "candidate": self.candidate,
+            "clip": self.clip,
+            "rung": self.point.id,
+            "target_bps": self.point.target_bps,
+            "target_bits_per_pixel": self.point.bits_per_pixel,
+            "failure": self.failure,
+            "failure_details": self.failure_details[-20_000:],
+            "decoded_format": self.decoded_format,
+            "encode": self.encode.to_json() if self.encode else None,
+            "decode": self.decode.to_json() if self.decode else None,
+            "measurement": self.measurement.to_json() if self.measurement else None,
+        }
+
+
+@dataclass(frozen=True)
+class DeterminismResult:
+    """Repeated encodes and decodes in separate processes, with other thread counts and hash seeds."""
+
+    candidate: str
+    clip: str
+    failure: str | None
+    details: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"candidate": self.candidate, "clip": self.clip, "failure": self.failure, "details": self.details}
+
+
+def _format(video: Video) -> dict[str, object]:
+    return {
+        "width": video.width,
+        "height": video.height,
+        "frames": video.frames,
+        "fps": str(video.fps),
+        "chroma": list(video.u.shape[1:]),
+    }
+
+
+def format_mismatch(source: Video, decoded: Video) -> str | None:
+    """Why `decoded` cannot stand for `source` (size, frame count, rate), or None."""
+    problems = []
+    if (decoded.width, decoded.height) != (source.width, source.height):
+        problems.append(f"size {decoded.width}x{decoded.height}, expected {source.width}x{source.height}")
+    if decoded.frames != source.frames:
+        problems.append(f"{decoded.frames} frames, expected {source.frames}")
+    if decoded.fps != source.fps:
+        problems.append(f"frame rate {decoded.fps}, expected {source.fps}")
+    return "decoded clip has " + "; ".join(problems) if problems else None
+
+
+class Judge:
+    """Runs and remembers every sandboxed call of a test session."""
+
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        config: SuiteConfig,
+        clips: list[Clip],
+        candidates: list[CandidateSource],
+        max_frames: int | None,
+        scratch: Path,
+    ) -> None:
+        self.runner = runner
+        self.config = config
+        self.clips = {c.name: c for c in clips}
+        self.candidates = {c.name: c for c in candidates}
+        self.max_frames = max_frames
+        self.store = ClipStore(scratch)
+        self._checks: dict[str, Outcome] = {}
+        self._points: dict[tuple[str, str, int], PointResult] = {}
+        self._determinism: dict[tuple[str, str], DeterminismResult] = {}
+
+    def source(self, clip: str):
+        """The decoded source (video, info, raw file) of a clip; a bad clip raises ClipError."""
+        return self.store.get(self.clips[clip], self.max_frames)
+
+    def rate_points(self, clip: str) -> list[RatePoint]:
+        video = self.source(clip).video
+        pixels_per_s = video.width * video.height * float(video.fps)
+        return [RatePoint(i, bpp * pixels_per_s, bpp) for i, bpp in enumerate(self.config.ladder_bpp)]
+
+    def check(self, candidate: str) -> Outcome:
+        if candidate not in self._checks:
+            self._checks[candidate] = self.runner.check(self.candidates[candidate])
+        return self._checks[candidate]
+
+    def point(self, candidate: str, clip: str, rung: int) -> PointResult:
+        key = (candidate, clip, rung)
+        if key not in self._points:
+            self._points[key] = self._judge_point(candidate, clip, rung)
+        return self._points[key]
+
+    def _judge_point(self, candidate: str, clip: str, rung: int) -> PointResult:
+        point = self.rate_points(clip)[rung]
+        base = {"candidate": candidate, "clip": clip, "point": point}
+        check = self.check(candidate)
+        if not check.ok:
+            return PointResult(
+                **base, encode=None, decode=None, measurement=None, failure=check.reason,
+                failure_details=check.details(),
+            )
+        cand = self.candidates[candidate]
+        source = self.source(clip)
+        enc, bitstream = self.runner.encode(cand, source.raw_path, point.target_bps)
+        if not enc.ok or bitstream is None:
+            return PointResult(
+                **base, encode=enc, decode=None, measurement=None, failure=enc.reason,
+                failure_details=enc.details(),
+            )
+        dec, decoded = self.runner.decode(cand, bitstream)
+        if not dec.ok or decoded is None:
+            return PointResult(
+                **base, encode=enc, decode=dec, measurement=None, failure=dec.reason,
+                failure_details=dec.details(), bitstream=bitstream,
+            )
+        mismatch = format_mismatch(source.video, decoded)
+        if mismatch:
+            return PointResult(
+                **base, encode=enc, decode=dec, measurement=None, failure=mismatch,
+                failure_details=mismatch, decoded_format=_format(decoded), bitstream=bitstream,
+            )
+        try:
+            measured = measure(source.video, bitstream, decoded)
+        except HarnessError as err:
+            return PointResult(
+                **base, encode=enc, decode=dec, measurement=None, failure=f"measurement failed: {err}",
+                failure_details=str(err), decoded_format=_format(decoded), bitstream=bitstream,
+            )
+        return PointResult(
+            **base, encode=enc, decode=dec, measurement=measured, failure=None,
+            decoded_format=_format(decoded), bitstream=bitstream,
+        )
+
+    def determinism_rung(self, clip: str) -> int:
+        return len(self.rate_points(clip)) // 2
+
+    def determinism(self, candidate: str, clip: str) -> DeterminismResult:
+        key = (candidate, clip)
+        if key not in self._determinism:
+            self._determinism[key] = self._judge_determinism(candidate, clip)
+        return self._determinism[key]
+
+    def _judge_determinism(self, candidate: str, clip: str) -> DeterminismResult:
+        """Encode again with 2 threads and another hash seed; decode twice with 1 and 2 threads."""
+        rung = self.determinism_rung(clip)
+        first = self.point(candidate, clip, rung)
+        if not first.ok or first.measurement is None:
+            return DeterminismResult(candidate, clip, f"no first result to compare: {first.failure}", "")
+        cand = self.candidates[candidate]
+        source = self.source(clip)
+        enc, again = self.runner.encode(cand, source.raw_path, first.point.target_bps, threads=2, hash_seed=1)
+        if not enc.ok or again is None:
+            return DeterminismResult(candidate, clip, f"second encode: {enc.reason}", enc.details())
+        if again != first.bitstream:
+            sha = hashlib.sha256(again).hexdigest()
+            return DeterminismResult(
+                candidate, clip,
+                f"two encodes of the same input gave different bytes ({first.measurement.bytes} bytes "
+                f"sha256 {first.measurement.bitstream_sha256[:12]} vs {len(again)} bytes sha256 {sha[:12]})",
+                "second encode ran with OMP/MKL threads=2 and PYTHONHASHSEED=1",
+            )
+        seen = {}
+        for threads, seed in ((1, 7), (2, 12345)):
+            dec, video = self.runner.decode(cand, first.bitstream, threads=threads, hash_seed=seed)
+            if not dec.ok or video is None:
+                return DeterminismResult(candidate, clip, f"repeated decode: {dec.reason}", dec.details())
+            seen[(threads, seed)] = video.sha256()
+        expected = first.measurement.decoded_sha256
+        differing = {k: v[:12] for k, v in seen.items() if v != expected}
+        if differing:
+            return DeterminismResult(
+                candidate, clip,
+                f"decoding the same bitstream gave different frames: first {expected[:12]}, "
+                + ", ".join(f"threads={t} PYTHONHASHSEED={s}: {h}" for (t, s), h in differing.items()),
+                "",
+            )
+        return DeterminismResult(candidate, clip, None, "2 encodes and 3 decodes identical")

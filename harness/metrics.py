@@ -1,0 +1,413 @@
+"""Full-reference quality metrics of a decoded clip against its source: PSNR, SSIM, MS-SSIM (+ VMAF).
+
+Every metric is computed per frame on the 8-bit planes as they are (no range conversion,
+PITFALLS 8) and the per-clip value is the arithmetic MEAN of the per-frame values, as in the
+common test conditions (PITFALLS 5): for PSNR that is the mean of per-frame PSNR, not the PSNR
+of the mean MSE that ffmpeg's summary prints. Frames are streamed one at a time through
+reused float32 buffers (PITFALLS 11) on a small thread pool; OpenCV releases the GIL.
+
+Definitions (each has a version in `METRIC_VERSIONS`; change the version when a number changes):
+
+- ``psnr``: 10*log10(255^2 / MSE) per plane, capped at `PSNR_CAP_DB` (identical planes give the
+  cap, never inf); ``psnr_yuv`` = (6*Y + U + V) / 8 of the capped per-frame values.
+- ``ssim``: Wang et al. 2004 on Y, U and V: 11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03,
+  L 255, population (not sample) covariances, mean over the positions where the whole window
+  fits (the map cropped by 5 samples per side). This equals scikit-image's
+  ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+  data_range=255)`` (PITFALLS 9) to ~1e-6. On a plane with a side under 11 samples that axis
+  uses the largest odd window that fits (1, 3, ..., 9 taps of the same sigma-1.5 Gaussian,
+  renormalised); a 1x1 plane therefore gets the luminance term alone.
+- ``ms_ssim``: Wang et al. 2003 on Y: 5 scales, exponents 0.0448, 0.2856, 0.3001, 0.2363,
+  0.1333, contrast-structure at scales 1-4 (clamped at 0 as pytorch_msssim does) and full SSIM
+  at the last; between scales an odd last row/column is dropped and 2x2 blocks are averaged.
+  Where the smaller side is too small for 5 scales (each scale needs 11 samples, i.e. under
+  176 px) only the scales that fit are used with their exponents renormalised to sum to 1;
+  with a single scale MS-SSIM equals SSIM.
+- ``vmaf`` / ``vmaf_neg``: libvmaf models vmaf_v0.6.1 / vmaf_v0.6.1neg, see `harness.vmaf`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import cv2
+import numpy as np
+
+from harness.errors import HarnessError, VideoFormatError
+from harness.video import Video
+
+__all__ = [
+    "METRIC_NAMES",
+    "METRIC_VERSIONS",
+    "MS_SSIM_WEIGHTS",
+    "PSNR_CAP_DB",
+    "ClipMetrics",
+    "MetricError",
+    "MetricName",
+    "UnknownMetricError",
+    "compute_metrics",
+    "frame_count_check",
+    "metric_versions",
+    "ms_ssim_plane",
+    "psnr_plane",
+    "ssim_plane",
+]
+
+MetricName = Literal["psnr", "ssim", "ms_ssim", "vmaf", "vmaf_neg"]
+METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
+
+METRIC_VERSIONS: dict[str, str] = {
+    "psnr": "1",
+    "ssim": "1",
+    "ms_ssim": "1",
+    "vmaf": "1",  # this wrapper's version; `metric_versions` adds the ffmpeg/libvmaf build
+    "vmaf_neg": "1",
+}
+
+PER_FRAME_KEYS: dict[str, tuple[str, ...]] = {
+    "psnr": ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv"),
+    "ssim": ("ssim_y", "ssim_u", "ssim_v"),
+    "ms_ssim": ("ms_ssim_y",),
+    "vmaf": ("vmaf",),
+    "vmaf_neg": ("vmaf_neg",),
+}
+
+PSNR_CAP_DB = 100.0
+"""PSNR reported for identical planes, and the ceiling of every PSNR value."""
+
+PEAK = 255.0
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+_C1 = (SSIM_K1 * PEAK) ** 2
+_C2 = (SSIM_K2 * PEAK) ** 2
+MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+# Float32 SSIM subtracts this from every sample first: E[x^2] - E[x]^2 loses ~4x fewer bits.
+_SHIFT = 128.0
+
+
+class MetricError(HarnessError):
+    """A metric could not be computed, or gave a non-finite value."""
+
+
+class UnknownMetricError(MetricError, ValueError):
+    """A metric name that does not exist was asked for."""
+
+
+@dataclass(frozen=True)
+class ClipMetrics:
+    """Per-frame values (arrays of length `frames`) and per-clip means (mean of per-frame values).
+
+    Keys: psnr_y/u/v/yuv in dB, ssim_y/u/v and ms_ssim_y in [-1, 1], vmaf/vmaf_neg in 0..100.
+    `versions` maps each computed metric to the version string it was computed with.
+    """
+
+    frames: int
+    per_frame: Mapping[str, np.ndarray]
+    mean: Mapping[str, float]
+    versions: Mapping[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dicts, lists and floats, ready for `json.dumps`."""
+        return {
+            "frames": self.frames,
+            "averaging": "mean of per-frame values",
+            "versions": dict(self.versions),
+            "mean": {k: float(v) for k, v in self.mean.items()},
+            "per_frame": {k: [float(x) for x in v] for k, v in self.per_frame.items()},
+        }
+
+
+def frame_count_check(ref: Video, dist: Video) -> None:
+    """Raise VideoFormatError unless both clips have the same frame count and plane shapes (PITFALLS 4)."""
+    if not isinstance(ref, Video) or not isinstance(dist, Video):
+        raise VideoFormatError(
+            f"metrics compare two Video objects, got {type(ref).__name__} and {type(dist).__name__}"
+        )
+    if ref.frames != dist.frames:
+        raise VideoFormatError(
+            f"frame counts differ: reference has {ref.frames}, distorted has {dist.frames}; "
+            "no metric is computed on clips of different length (a decoder dropped or added frames)"
+        )
+    for name in ("y", "u", "v"):
+        a, b = getattr(ref, name).shape, getattr(dist, name).shape
+        if a != b:
+            raise VideoFormatError(
+                f"plane {name} shapes differ: reference {a}, distorted {b}; the decode must keep the size"
+            )
+
+
+def _validate_names(metrics: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    names: list[str] = []
+    for name in metrics:
+        if name not in METRIC_NAMES:
+            raise UnknownMetricError(f"unknown metric {name!r}; known metrics: {', '.join(METRIC_NAMES)}")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise UnknownMetricError(f"no metric requested; choose from {', '.join(METRIC_NAMES)}")
+    return tuple(names)
+
+
+def metric_versions(metrics: Iterable[str] = METRIC_NAMES) -> dict[str, str]:
+    """Version strings to key caches on; VMAF's include the ffmpeg/libvmaf build and model (runs ffmpeg once)."""
+    names = _validate_names(metrics)
+    out = {name: METRIC_VERSIONS[name] for name in names}
+    if "vmaf" in names or "vmaf_neg" in names:
+        from harness.vmaf import vmaf_version
+
+        for name in ("vmaf", "vmaf_neg"):
+            if name in names:
+                out[name] = f"{METRIC_VERSIONS[name]}+{vmaf_version(name)}"
+    return out
+
+
+# --------------------------------------------------------------------------- PSNR
+
+
+def _mse_to_psnr(sq_err_sum: float, samples: int) -> float:
+    if sq_err_sum <= 0.0:
+        return PSNR_CAP_DB
+    return min(PSNR_CAP_DB, 10.0 * math.log10(PEAK * PEAK * samples / sq_err_sum))
+
+
+def psnr_plane(ref: np.ndarray, dist: np.ndarray) -> float:
+    """PSNR in dB of one uint8 plane, capped at PSNR_CAP_DB."""
+    return _mse_to_psnr(cv2.norm(ref, dist, cv2.NORM_L2SQR), ref.size)
+
+
+# --------------------------------------------------------------------------- SSIM
+
+
+def _gaussian_taps(taps: int) -> np.ndarray:
+    half = taps // 2
+    x = np.arange(-half, half + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / SSIM_SIGMA) ** 2)
+    return (k / k.sum()).reshape(-1, 1)
+
+
+def _window_taps(side: int) -> int:
+    """Taps along an axis of `side` samples: 11, or the largest odd number that fits."""
+    return min(SSIM_WINDOW, side if side % 2 else side - 1)
+
+
+class _SsimBuffers:
+    """Float32 scratch planes for one plane shape, reused frame after frame by one thread."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.shape = (height, width)
+        th, tw = _window_taps(height), _window_taps(width)
+        self.ky = _gaussian_taps(th)
+        self.kx = _gaussian_taps(tw)
+        ph, pw = th // 2, tw // 2
+        self.crop = (slice(ph, height - ph), slice(pw, width - pw))
+        alloc = lambda: np.empty((height, width), np.float32)  # noqa: E731
+        self.x, self.y = alloc(), alloc()
+        self.mx, self.my, self.t, self.sxx, self.syy, self.sxy = (alloc() for _ in range(6))
+
+
+class _Workspace(threading.local):
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[int, int], _SsimBuffers] = {}
+
+    def get(self, height: int, width: int) -> _SsimBuffers:
+        key = (height, width)
+        buf = self.buffers.get(key)
+        if buf is None:
+            buf = self.buffers[key] = _SsimBuffers(height, width)
+        return buf
+
+
+_WORKSPACE = _Workspace()
+
+
+def _blur(src: np.ndarray, dst: np.ndarray, b: _SsimBuffers) -> None:
+    # Border handling is irrelevant: only positions where the whole window fits are averaged.
+    cv2.sepFilter2D(src, cv2.CV_32F, b.kx, b.ky, dst=dst, borderType=cv2.BORDER_REFLECT)
+
+
+def _ssim_core(b: _SsimBuffers) -> tuple[float, float]:
+    """Mean SSIM and mean contrast-structure term of b.x vs b.y (samples minus _SHIFT)."""
+    x, y, mx, my, t = b.x, b.y, b.mx, b.my, b.t
+    _blur(x, mx, b)
+    _blur(y, my, b)
+    cv2.multiply(x, x, dst=t)
+    _blur(t, b.sxx, b)
+    cv2.multiply(y, y, dst=t)
+    _blur(t, b.syy, b)
+    cv2.multiply(x, y, dst=t)
+    _blur(t, b.sxy, b)
+    c = b.crop
+    mx, my, t, sxx, syy, sxy = mx[c], my[c], t[c], b.sxx[c], b.syy[c], b.sxy[c]
+    # contrast-structure: (2 cov + C2) / (var_x + var_y + C2), on shifted samples
+    cv2.multiply(mx, my, dst=t)
+    cv2.addWeighted(sxy, 2.0, t, -2.0, _C2, dst=sxy)
+    cv2.multiply(mx, mx, dst=t)
+    cv2.subtract(sxx, t, dst=sxx)
+    cv2.multiply(my, my, dst=t)
+    cv2.addWeighted(syy, 1.0, t, -1.0, _C2, dst=syy)
+    cv2.add(sxx, syy, dst=sxx)
+    cv2.divide(sxy, sxx, dst=sxy)
+    cs = cv2.mean(sxy)[0]
+    # luminance: (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), on the real means
+    cv2.add(mx, _SHIFT, dst=mx)
+    cv2.add(my, _SHIFT, dst=my)
+    cv2.multiply(mx, my, dst=t, scale=2.0)
+    cv2.add(t, _C1, dst=t)
+    cv2.multiply(mx, mx, dst=mx)
+    cv2.multiply(my, my, dst=my)
+    cv2.add(mx, my, dst=mx)
+    cv2.add(mx, _C1, dst=mx)
+    cv2.divide(t, mx, dst=t)
+    cv2.multiply(t, sxy, dst=t)
+    return cv2.mean(t)[0], cs
+
+
+def _load(plane: np.ndarray, dst: np.ndarray) -> None:
+    np.subtract(plane, np.float32(_SHIFT), out=dst, dtype=np.float32)
+
+
+def _ssim_u8(ref: np.ndarray, dist: np.ndarray, ws: _Workspace) -> tuple[float, float]:
+    b = ws.get(*ref.shape)
+    _load(ref, b.x)
+    _load(dist, b.y)
+    return _ssim_core(b)
+
+
+def ssim_plane(ref: np.ndarray, dist: np.ndarray) -> float:
+    """SSIM of one uint8 plane (definition in the module docstring)."""
+    _check_pair(ref, dist)
+    return _ssim_u8(ref, dist, _WORKSPACE)[0]
+
+
+def ms_ssim_scales(height: int, width: int) -> int:
+    """How many MS-SSIM scales (1..5) a plane of height x width supports (each needs >= 11 samples)."""
+    side, scales = min(height, width), 1
+    while scales < len(MS_SSIM_WEIGHTS) and side // 2 >= SSIM_WINDOW:
+        side //= 2
+        scales += 1
+    return scales
+
+
+def _ms_ssim_u8(
+    ref: np.ndarray, dist: np.ndarray, ws: _Workspace, first: tuple[float, float] | None = None
+) -> float:
+    h, w = ref.shape
+    scales = ms_ssim_scales(h, w)
+    weights = np.asarray(MS_SSIM_WEIGHTS[:scales]) / sum(MS_SSIM_WEIGHTS[:scales])
+    b = ws.get(h, w)
+    _load(ref, b.x)
+    _load(dist, b.y)
+    # scale 1 shares its (ssim, cs) with ssim_y when both are asked for (same window and crop)
+    values = [first] if first is not None else []
+    for s in range(scales):
+        if s:
+            nh, nw = h // 2, w // 2
+            nb = ws.get(nh, nw)
+            for src, dst in ((b.x, nb.x), (b.y, nb.y)):
+                cv2.resize(src[: 2 * nh, : 2 * nw], (nw, nh), dst=dst, interpolation=cv2.INTER_AREA)
+            b, h, w = nb, nh, nw
+        if s >= len(values):
+            values.append(_ssim_core(b))
+    if scales == 1:
+        return values[0][0]
+    out = 1.0
+    for s, weight in enumerate(weights):
+        v = values[s][0] if s == scales - 1 else values[s][1]
+        out *= max(v, 0.0) ** weight
+    return float(out)
+
+
+def ms_ssim_plane(ref: np.ndarray, dist: np.ndarray) -> float:
+    """MS-SSIM of one uint8 plane (definition in the module docstring)."""
+    _check_pair(ref, dist)
+    return _ms_ssim_u8(ref, dist, _WORKSPACE)
+
+
+def _check_pair(ref: np.ndarray, dist: np.ndarray) -> None:
+    for name, a in (("ref", ref), ("dist", dist)):
+        if not isinstance(a, np.ndarray) or a.dtype != np.uint8 or a.ndim != 2 or a.size == 0:
+            raise VideoFormatError(f"{name} must be a non-empty 2-D uint8 plane, got {getattr(a, 'shape', a)!r}")
+    if ref.shape != dist.shape:
+        raise VideoFormatError(f"plane shapes differ: reference {ref.shape}, distorted {dist.shape}")
+
+
+# --------------------------------------------------------------------------- clip driver
+
+
+def _frame_job(ref: Video, dist: Video, names: tuple[str, ...], out: dict[str, np.ndarray], i: int) -> None:
+    ws = _WORKSPACE
+    planes = list(zip(ref.frame(i), dist.frame(i), ("y", "u", "v")))
+    if "psnr" in names:
+        weighted = 0.0
+        for (r, d, p), wgt in zip(planes, (6.0, 1.0, 1.0)):
+            val = psnr_plane(r, d)
+            out[f"psnr_{p}"][i] = val
+            weighted += wgt * val
+        out["psnr_yuv"][i] = weighted / 8.0
+    first = None
+    if "ssim" in names:
+        for r, d, p in planes:
+            res = _ssim_u8(r, d, ws)
+            out[f"ssim_{p}"][i] = res[0]
+            if p == "y":
+                first = res
+    if "ms_ssim" in names:
+        out["ms_ssim_y"][i] = _ms_ssim_u8(ref.y[i], dist.y[i], ws, first)
+
+
+def compute_metrics(
+    ref: Video,
+    dist: Video,
+    *,
+    metrics: Iterable[str] = ("psnr", "ssim", "ms_ssim"),
+    threads: int = 2,
+) -> ClipMetrics:
+    """Per-frame and per-clip (mean of per-frame) metrics of `dist` against the source `ref`.
+
+    Raises VideoFormatError on mismatched clips, UnknownMetricError on an unknown name and
+    MetricError on a non-finite result. `threads` frames are measured at once.
+    """
+    names = _validate_names(metrics)
+    frame_count_check(ref, dist)
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    n = ref.frames
+    local = [k for name in names if name in ("psnr", "ssim", "ms_ssim") for k in PER_FRAME_KEYS[name]]
+    out = {k: np.empty(n, np.float64) for k in local}
+    if local:
+        if threads == 1 or n == 1:
+            for i in range(n):
+                _frame_job(ref, dist, names, out, i)
+        else:
+            with ThreadPoolExecutor(min(threads, n), thread_name_prefix="metrics") as pool:
+                # list() re-raises the first worker exception here
+                list(pool.map(lambda i: _frame_job(ref, dist, names, out, i), range(n)))
+    versions = {name: METRIC_VERSIONS[name] for name in names if name in ("psnr", "ssim", "ms_ssim")}
+    vmaf_models = [name for name in names if name in ("vmaf", "vmaf_neg")]
+    if vmaf_models:
+        from harness.vmaf import compute_vmaf
+
+        result = compute_vmaf(ref, dist, models=vmaf_models, threads=threads)
+        for name in vmaf_models:
+            out[name] = result.per_frame[name]
+            versions[name] = f"{METRIC_VERSIONS[name]}+{result.version}"
+    ordered = {k: out[k] for name in names for k in PER_FRAME_KEYS[name]}
+    for key, arr in ordered.items():
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise MetricError(
+                f"{key} is not finite at frame(s) {bad[:10].tolist()} (values {arr[bad[:10]].tolist()}); "
+                "this is a bug in the metric or its inputs, not a score"
+            )
+        arr.setflags(write=False)
+    means = {k: float(np.mean(v)) for k, v in ordered.items()}
+    return ClipMetrics(frames=n, per_frame=ordered, mean=means, versions=versions)

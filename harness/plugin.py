@@ -1,0 +1,182 @@
+"""pytest plugin: options, parametrization and the per-run JSON result. Hooks and fixtures only.
+
+State lives in one `SuiteSession` on the pytest config. Tests report what they judged through
+`record(...)`, which travels in the test report's user_properties, so the controller writes
+the result file also when pytest-xdist runs the tests elsewhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness.candidate import discover_candidates, select_candidates
+from harness.clips import resolve_clip_set
+from harness.config import load_suite_config
+from harness.errors import HarnessError
+from harness.judge import Judge
+from harness.report import ResultCollector
+from harness.runner import Runner
+from harness.sandbox import Sandbox
+
+PROPERTY = "codec_harness"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("codec-harness", "codec harness")
+    group.addoption("--clips", default="default", help="clip set name, folder or manifest .toml (default: default)")
+    group.addoption("--frames", type=int, default=None, help="frames per clip (default: fixtures/suite.toml)")
+    group.addoption("--candidates", default=None, help="comma-separated candidate names (default: all)")
+    group.addoption("--candidates-dir", default=None, help="folder of candidates (default: <rootdir>/candidates)")
+    group.addoption("--fixtures-dir", default=None, help="folder of clip sets and suite config")
+    group.addoption(
+        "--sandbox", choices=("bwrap", "none"), default="bwrap",
+        help="bwrap (default) or none: no isolation, for trusted code only, reported loudly",
+    )
+    group.addoption("--sandbox-gpu", action="store_true", help="pass NVIDIA devices into the sandbox")
+    group.addoption("--report-dir", default=None, help="where the JSON result goes (default: <rootdir>/reports)")
+
+
+@dataclass
+class SuiteSession:
+    """Everything one run knows; built lazily so that plain `pytest tests/` pays nothing."""
+
+    config: pytest.Config
+    collector: ResultCollector = field(default_factory=ResultCollector)
+    _judge: Judge | None = None
+
+    def option(self, name: str):
+        return self.config.getoption(name)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.rootpath)
+
+    @property
+    def judge(self) -> Judge:
+        if self._judge is None:
+            self._judge = self._build()
+        return self._judge
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+            return
+        records = [json.loads(value) for name, value in report.user_properties if name == PROPERTY]
+        for item in records:
+            self.collector.add(item)
+        if records or "candidate" in getattr(report, "keywords", {}) or "/benchmarks/" in f"/{report.nodeid}":
+            self.collector.add_test(report.nodeid, report.outcome, _reason(report))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if hasattr(self.config, "workerinput"):
+            return  # an xdist worker: the controller writes the result
+        if not self.collector.has_results:
+            return
+        report_dir = Path(self.option("report_dir") or self.root / "reports")
+        self.collector.written = self.collector.write(report_dir, root=self.root)
+
+    def _build(self) -> Judge:
+        fixtures = Path(self.option("fixtures_dir") or self.root / "fixtures")
+        try:
+            suite = load_suite_config(fixtures / "suite.toml")
+            set_name, clips = resolve_clip_set(
+                self.option("clips"), config=fixtures / "clipsets.toml", root=self.root
+            )
+            found = discover_candidates(self.option("candidates_dir") or self.root / "candidates")
+            names = [n.strip() for n in (self.option("candidates") or "").split(",") if n.strip()]
+            candidates = select_candidates(found, names or None)
+            sandbox = Sandbox(mode=self.option("sandbox"), gpu=self.option("sandbox_gpu"))
+        except HarnessError as err:
+            raise pytest.UsageError(str(err)) from err
+        frames = self.option("frames") or suite.default_frames
+        if frames < 1:
+            raise pytest.UsageError(f"--frames must be at least 1, got {frames}")
+        scratch = Path(tempfile.mkdtemp(prefix="codec-harness-"))
+        judge = Judge(
+            runner=Runner(sandbox=sandbox, limits=suite.limits),
+            config=suite,
+            clips=clips,
+            candidates=candidates,
+            max_frames=frames,
+            scratch=scratch,
+        )
+        self.collector.settings.update(
+            clip_set=set_name,
+            frames=frames,
+            suite=suite.to_json(),
+            sandbox=sandbox.describe(),
+            candidates_dir=str(self.option("candidates_dir") or self.root / "candidates"),
+        )
+        return judge
+
+
+def _session(config: pytest.Config) -> SuiteSession:
+    return config.stash[_KEY]
+
+
+_KEY = pytest.StashKey[SuiteSession]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    state = SuiteSession(config)
+    config.stash[_KEY] = state
+    config.pluginmanager.register(state, "codec-harness-session")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    names = set(metafunc.fixturenames)
+    if "candidate" not in names:
+        return
+    judge = _session(metafunc.config).judge
+    cands = list(judge.candidates)
+    clips = list(judge.clips)
+    if "rung" in names:
+        rungs = range(len(judge.config.ladder_bpp))
+        combos = list(itertools.product(cands, clips, rungs))
+        metafunc.parametrize(
+            ("candidate", "clip", "rung"), combos, ids=[f"{c}-{k}-r{r}" for c, k, r in combos]
+        )
+    elif "clip" in names:
+        combos = list(itertools.product(cands, clips))
+        metafunc.parametrize(("candidate", "clip"), combos, ids=[f"{c}-{k}" for c, k in combos])
+    else:
+        metafunc.parametrize("candidate", cands, ids=cands)
+
+
+@pytest.fixture(scope="session")
+def judge(request: pytest.FixtureRequest) -> Judge:
+    """The run's `Judge`: sandboxed calls and measurements, each done once and remembered."""
+    return _session(request.config).judge
+
+
+@pytest.fixture
+def record(request: pytest.FixtureRequest):
+    """record(kind, **data): attach judged data to this test's report for the JSON result."""
+
+    def add(kind: str, **data: object) -> None:
+        request.node.user_properties.append((PROPERTY, json.dumps({"kind": kind, **data}, default=str)))
+
+    return add
+
+
+def _reason(report: pytest.TestReport) -> str | None:
+    if report.passed:
+        return None
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return crash.message if crash is not None else str(report.longrepr)[-2000:]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state = _session(config)
+    if config.getoption("sandbox") == "none" and state._judge is not None:
+        terminalreporter.section("codec harness: NO SANDBOX", sep="!", red=True, bold=True)
+        terminalreporter.write_line(
+            "--sandbox=none: candidate code ran WITHOUT isolation. Use it for trusted code only.", red=True
+        )
+    if state.collector.written:
+        terminalreporter.write_sep("-", f"codec harness result: {state.collector.written}")

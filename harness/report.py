@@ -1,0 +1,151 @@
+"""The per-run JSON result: what was judged, on which machine, with which versions; written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+__all__ = ["ResultCollector", "SCHEMA_VERSION", "write_json_atomic", "machine_info", "versions", "git_info"]
+
+SCHEMA_VERSION = 1
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write JSON to a temporary file beside `path`, fsync, then rename: never a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1, sort_keys=False, allow_nan=False)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def machine_info() -> dict[str, object]:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "node": platform.node(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+    }
+
+
+def versions() -> dict[str, object]:
+    """Versions of everything that can change a number."""
+    import av
+    import cv2
+    import numpy
+
+    from harness import __version__
+
+    return {
+        "harness": __version__,
+        "av": av.__version__,
+        "ffmpeg_libraries": {k: ".".join(map(str, v)) for k, v in av.library_versions.items()},
+        "numpy": numpy.__version__,
+        "opencv": cv2.__version__,
+    }
+
+
+def git_info(root: Path) -> dict[str, object]:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+class ResultCollector:
+    """Gathers what tests recorded (possibly on xdist workers) into one result document."""
+
+    def __init__(self) -> None:
+        self.settings: dict[str, object] = {}
+        self.clips: dict[str, dict] = {}
+        self.candidates: dict[str, dict] = {}
+        self.tests: dict[str, dict] = {}
+        self.written: Path | None = None
+
+    @property
+    def has_results(self) -> bool:
+        return bool(self.tests)
+
+    def _candidate(self, name: str) -> dict:
+        return self.candidates.setdefault(name, {"points": {}, "determinism": {}, "tests": {}})
+
+    def add(self, item: dict) -> None:
+        kind = item.pop("kind")
+        if kind == "clip":
+            self.clips[item["name"]] = item
+        elif kind == "candidate":
+            self._candidate(item["name"]).update({k: v for k, v in item.items() if k != "name"})
+        elif kind == "point":
+            self._candidate(item["candidate"])["points"][f"{item['clip']}/{item['rung']}"] = item
+        elif kind == "determinism":
+            self._candidate(item["candidate"])["determinism"][item["clip"]] = item
+        elif kind == "settings":
+            self.settings.update(item)
+
+    def add_test(self, nodeid: str, outcome: str, reason: str | None) -> None:
+        self.tests[nodeid] = {"outcome": outcome, "reason": reason}
+        cand = _candidate_of(nodeid)
+        if cand is not None:
+            self._candidate(cand)["tests"][nodeid] = self.tests[nodeid]
+
+    def document(self, root: Path) -> dict[str, object]:
+        for cand in self.candidates.values():
+            outcomes = [t["outcome"] for t in cand["tests"].values()]
+            cand["summary"] = {o: outcomes.count(o) for o in sorted(set(outcomes))}
+            cand["passed_all"] = bool(outcomes) and all(o == "passed" for o in outcomes)
+        outcomes = [t["outcome"] for t in self.tests.values()]
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_info(),
+            "versions": versions(),
+            "git": git_info(root),
+            "settings": self.settings,
+            "clips": self.clips,
+            "candidates": self.candidates,
+            "tests": self.tests,
+            "summary": {o: outcomes.count(o) for o in sorted(set(outcomes))},
+        }
+
+    def write(self, report_dir: Path, *, root: Path) -> Path:
+        doc = self.document(root)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        path = report_dir / f"run-{stamp}-{os.getpid()}.json"
+        write_json_atomic(path, doc)
+        write_json_atomic(report_dir / "latest.json", doc)
+        return path
+
+
+def _candidate_of(nodeid: str) -> str | None:
+    if "[" not in nodeid:
+        return None
+    return nodeid.rsplit("[", 1)[1].rstrip("]").split("-", 1)[0]

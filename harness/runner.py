@@ -1,0 +1,266 @@
+"""Parent side of a sandboxed call: hand data to the worker, read it back, name what went wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from harness.candidate import CandidateSource
+from harness.errors import VideoFormatError
+from harness.sandbox import Limits, RawRun, Sandbox
+from harness.video import Video
+
+__all__ = ["Outcome", "Runner", "Stage", "FailureKind"]
+
+Stage = Literal["check", "encode", "decode"]
+FailureKind = Literal[
+    "ok",
+    "contract",
+    "exception",
+    "bad_output",
+    "timeout",
+    "cpu_time",
+    "memory",
+    "processes",
+    "file_size",
+    "output_flood",
+    "killed",
+    "crash",
+    "sandbox",
+]
+
+_STATUS_LIMIT = 256 << 10
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one sandboxed call did: a failure is a value with its stage, kind and captured text."""
+
+    ok: bool
+    stage: Stage
+    kind: FailureKind
+    message: str
+    stdout: str = ""
+    stderr: str = ""
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    call_s: float | None = None
+    peak_rss_bytes: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        """One line for a test failure or a report: stage, kind and the first line of the message."""
+        first = self.message.strip().splitlines()[0] if self.message.strip() else ""
+        return f"{self.stage} failed ({self.kind}): {first}" if not self.ok else f"{self.stage} ok"
+
+    def details(self) -> str:
+        parts = [self.reason]
+        rest = self.message.strip().splitlines()[1:]
+        if rest:
+            parts.append("\n".join(rest))
+        if self.extra.get("traceback"):
+            parts.append(str(self.extra["traceback"]))
+        if self.stderr.strip():
+            parts.append("--- stderr ---\n" + self.stderr[-8000:])
+        if self.stdout.strip():
+            parts.append("--- stdout ---\n" + self.stdout[-4000:])
+        return "\n".join(parts)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "stage": self.stage,
+            "kind": self.kind,
+            "message": self.message[:20_000],
+            "stdout": self.stdout[-8000:],
+            "stderr": self.stderr[-16000:],
+            "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
+            "call_s": self.call_s,
+            "peak_rss_bytes": self.peak_rss_bytes,
+        }
+
+
+def _scratch_dir() -> str | None:
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runner:
+    """Runs candidates' check, encode and decode, each in a fresh sandboxed process."""
+
+    sandbox: Sandbox
+    limits: Limits = Limits()
+
+    def _env(self, threads: int, hash_seed: int) -> dict[str, str]:
+        n = str(threads)
+        return {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": str(hash_seed),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": n,
+            "OPENBLAS_NUM_THREADS": n,
+            "MKL_NUM_THREADS": n,
+            "NUMEXPR_NUM_THREADS": n,
+            "SVT_LOG": "1",
+        }
+
+    def _call(
+        self,
+        mode: Stage,
+        candidate: CandidateSource,
+        *,
+        payload: bytes | Video | Path | None,
+        target_bps: float = 0.0,
+        threads: int = 1,
+        hash_seed: int = 0,
+    ) -> tuple[Outcome, object]:
+        scratch = _scratch_dir()
+        with (
+            tempfile.TemporaryFile(dir=scratch) as inp,
+            tempfile.TemporaryFile(dir=scratch) as out,
+            tempfile.TemporaryFile(dir=scratch) as status,
+        ):
+            if isinstance(payload, Video):
+                payload.write_to(inp)
+            elif isinstance(payload, Path):
+                with open(payload, "rb") as src:
+                    os.sendfile(inp.fileno(), src.fileno(), 0, os.fstat(src.fileno()).st_size)
+            elif payload is not None:
+                inp.write(payload)
+            inp.flush()
+            inp.seek(0)
+            args = [
+                mode,
+                "--name",
+                candidate.name,
+                "--target-bps",
+                repr(float(target_bps)),
+                "--in-fd",
+                str(inp.fileno()),
+                "--out-fd",
+                str(out.fileno()),
+                "--status-fd",
+                str(status.fileno()),
+                "--max-output",
+                str(self.limits.file_bytes),
+            ]
+            raw = self.sandbox.run(
+                args,
+                candidate=candidate.path,
+                limits=self.limits,
+                env=self._env(threads, hash_seed),
+                pass_fds=(inp.fileno(), out.fileno(), status.fileno()),
+            )
+            status.seek(0)
+            status_text = status.read(_STATUS_LIMIT).decode("utf-8", "replace")
+            outcome = self._interpret(mode, raw, status_text)
+            if not outcome.ok or mode == "check":
+                return outcome, None
+            out.seek(0)
+            if mode == "encode":
+                return outcome, out.read()
+            try:
+                video = Video.read_from(out, max_bytes=self.limits.file_bytes, name="decoded output")
+            except VideoFormatError as err:
+                return _replace(outcome, ok=False, kind="bad_output", message=str(err)), None
+            return outcome, video
+
+    def _interpret(self, mode: Stage, raw: RawRun, status_text: str) -> Outcome:
+        base = {
+            "stage": mode,
+            "stdout": raw.stdout,
+            "stderr": raw.stderr,
+            "wall_s": raw.wall_s,
+            "cpu_s": raw.cpu_s,
+            "peak_rss_bytes": raw.peak_rss_bytes,
+        }
+        lim = self.limits
+        if raw.timed_out:
+            msg = f"killed after {raw.wall_s:.1f} s: over the wall-clock limit of {lim.wall_s:g} s"
+            return Outcome(ok=False, kind="timeout", message=msg, **base)
+        if raw.flooded:
+            msg = f"killed for writing over {lim.flood_bytes} bytes to stdout/stderr (output flood)"
+            return Outcome(ok=False, kind="output_flood", message=msg, **base)
+        try:
+            status = json.loads(status_text) if status_text.strip() else None
+        except json.JSONDecodeError:
+            status = None
+        if not isinstance(status, dict) or status.get("mode") != mode:
+            return Outcome(ok=False, **self._no_status(raw), **base)
+        call_s = status.get("call_s")
+        base["call_s"] = float(call_s) if isinstance(call_s, (int, float)) else None
+        # bwrap's own rusage does not include the worker; the worker reports its peak (informative only).
+        rss = status.get("peak_rss_bytes")
+        if isinstance(rss, int) and rss > raw.peak_rss_bytes:
+            base["peak_rss_bytes"] = rss
+        if raw.returncode != 0:
+            return Outcome(ok=False, **self._no_status(raw), **base)
+        if status.get("ok") is True:
+            return Outcome(ok=True, kind="ok", message="", **base)
+        kind = status.get("kind") if status.get("kind") in FailureKind.__args__ else "exception"
+        message = str(status.get("message", "no message"))
+        if kind == "exception" and ("MemoryError" in message or "Cannot allocate memory" in message):
+            kind = "memory"
+            message += f" (address-space limit {lim.memory_bytes >> 20} MiB)"
+        extra = {"traceback": status["traceback"]} if status.get("traceback") else {}
+        return Outcome(ok=False, kind=kind, message=message, extra=extra, **base)
+
+    def _no_status(self, raw: RawRun) -> dict[str, str]:
+        lim = self.limits
+        code = raw.returncode
+        tail = raw.stderr.strip().splitlines()[-1:] or [""]
+        if code < 0:
+            sig = -code
+            if sig == signal.SIGXCPU:
+                return {"kind": "cpu_time", "message": f"killed at the CPU-time limit of {lim.cpu_s} s"}
+            if sig == signal.SIGXFSZ:
+                return {"kind": "file_size", "message": f"killed for writing a file over {lim.file_bytes} bytes"}
+            if sig == signal.SIGKILL:
+                return {"kind": "killed", "message": "killed by SIGKILL (out of memory?)"}
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+            return {"kind": "crash", "message": f"the worker died from signal {name}; {tail[0]}"}
+        if "bwrap:" in raw.stderr and "Traceback" not in raw.stderr:
+            return {"kind": "sandbox", "message": f"the sandbox could not start: {tail[0]}"}
+        if "MemoryError" in raw.stderr or "Cannot allocate memory" in raw.stderr:
+            return {"kind": "memory", "message": f"out of memory (limit {lim.memory_bytes >> 20} MiB): {tail[0]}"}
+        return {"kind": "crash", "message": f"the worker exited with code {code} and no status: {tail[0]}"}
+
+    def check(self, candidate: CandidateSource) -> Outcome:
+        """Import the candidate in the sandbox and check the contract's shape."""
+        if candidate.problem:
+            return Outcome(ok=False, stage="check", kind="contract", message=candidate.problem)
+        return self._call("check", candidate, payload=None)[0]
+
+    def encode(
+        self, candidate: CandidateSource, source: Video | Path, target_bps: float, *, threads: int = 1,
+        hash_seed: int = 0,
+    ) -> tuple[Outcome, bytes | None]:
+        """encode(source, target_bps) in a fresh sandbox; `source` as a Video or a saved raw file."""
+        return self._call(  # type: ignore[return-value]
+            "encode", candidate, payload=source, target_bps=target_bps, threads=threads, hash_seed=hash_seed
+        )
+
+    def decode(
+        self, candidate: CandidateSource, bitstream: bytes, *, threads: int = 1, hash_seed: int = 0
+    ) -> tuple[Outcome, Video | None]:
+        """decode(bitstream) in a fresh sandbox that sees nothing but the bitstream."""
+        return self._call(  # type: ignore[return-value]
+            "decode", candidate, payload=bitstream, threads=threads, hash_seed=hash_seed
+        )
+
+
+def _replace(outcome: Outcome, **changes: object) -> Outcome:
+    from dataclasses import replace
+
+    return replace(outcome, **changes)

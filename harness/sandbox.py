@@ -1,0 +1,323 @@
+"""Run one untrusted call in a fresh, killable process under bubblewrap, with limits.
+
+The sandbox sees a read-only view of the system libraries, the Python environment, the
+harness package and the one candidate's own source; nothing else of the host (no clips,
+no repository, no home). It has no network, a private size-capped /tmp, its own PID
+namespace (so nothing it starts outlives it), a cleared environment, rlimits on address
+space, CPU time, file size, open files and processes, a wall-clock timeout that kills the
+whole tree, and a cap on captured stdout/stderr. Data goes in and out through file
+descriptors the parent opened, never through a writable host directory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import SandboxError
+
+__all__ = ["Limits", "RawRun", "Sandbox", "SandboxMode"]
+
+SandboxMode = Literal["bwrap", "none"]
+
+# Where things appear inside the sandbox.
+SANDBOX_ROOT = "/opt/codec-sandbox"
+SANDBOX_LIB = f"{SANDBOX_ROOT}/lib"
+SANDBOX_CANDIDATE = f"{SANDBOX_ROOT}/candidate"
+SANDBOX_UID = 100_000  # base of the unprivileged uids the worker drops to when bwrap runs as root
+_calls = itertools.count()
+
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/alternatives",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Resource limits of one sandboxed call. Sizes in bytes, times in seconds."""
+
+    wall_s: float = 300.0
+    cpu_s: int = 600
+    memory_bytes: int = 6 << 30
+    processes: int = 64
+    file_bytes: int = 1 << 30
+    tmp_bytes: int = 256 << 20
+    open_files: int = 256
+    log_bytes: int = 64 << 10
+    flood_bytes: int = 16 << 20
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not value > 0:
+                raise SandboxError(f"limit {name} must be positive, got {value!r}")
+
+    def to_json(self) -> dict[str, float]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class RawRun:
+    """What happened to one sandboxed process, before anyone interprets its output."""
+
+    returncode: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_bytes: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    flooded: bool
+
+
+@dataclass
+class _Capture:
+    """Drains a pipe, keeping the first `keep` bytes; reports when `flood` bytes went by."""
+
+    pipe: object
+    keep: int
+    flood: int
+    on_flood: object
+    data: bytearray = field(default_factory=bytearray)
+    total: int = 0
+
+    def run(self) -> None:
+        read = self.pipe.read1 if hasattr(self.pipe, "read1") else self.pipe.read
+        while chunk := read(65536):
+            self.total += len(chunk)
+            if len(self.data) < self.keep:
+                self.data += chunk[: self.keep - len(self.data)]
+            if self.total > self.flood:
+                self.on_flood()
+                break
+        self.pipe.close()
+
+    def text(self) -> str:
+        text = self.data.decode("utf-8", "replace")
+        if self.total > len(self.data):
+            text += f"\n[... {self.total - len(self.data)} more bytes not kept]"
+        return text
+
+
+def _find_bwrap() -> str:
+    found = shutil.which("bwrap")
+    if not found:
+        raise SandboxError(
+            "bubblewrap (bwrap) is not installed; candidates only run inside it. "
+            "Install it with `apt-get install bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap`; "
+            "for trusted code only, `--sandbox=none` runs without it"
+        )
+    return found
+
+
+def _python_roots() -> list[str]:
+    roots = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
+    for entry in sys.path:
+        if entry and "site-packages" in entry and os.path.isdir(entry):
+            real = os.path.realpath(entry)
+            if not any(real.startswith(r + os.sep) for r in roots):
+                roots.add(real)
+    # sys.executable may be a symlink out of the venv into the base installation.
+    roots.add(os.path.dirname(os.path.realpath(sys.executable)))
+    minimal: list[str] = []
+    for root in sorted(roots):
+        if not any(root.startswith(m + os.sep) or root == m for m in minimal):
+            minimal.append(root)
+    return minimal
+
+
+def _mkdirs_args(path: str, made: set[str]) -> list[str]:
+    """bwrap creates missing parents 0700 when it runs as root; make them traversable."""
+    args: list[str] = []
+    parts = Path(path).parts[1:-1]
+    current = ""
+    for part in parts:
+        current += "/" + part
+        if current not in made:
+            made.add(current)
+            args += ["--perms", "0755", "--dir", current]
+    return args
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sandbox:
+    """A sandbox configuration; `run` starts one fresh process per call."""
+
+    mode: SandboxMode = "bwrap"
+    gpu: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("bwrap", "none"):
+            raise SandboxError(f"unknown sandbox mode {self.mode!r}; use 'bwrap' or 'none'")
+        if self.mode == "bwrap":
+            _find_bwrap()
+
+    @property
+    def as_root(self) -> bool:
+        return os.geteuid() == 0
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "mode": self.mode,
+            "gpu": self.gpu,
+            "privilege": "root, worker drops to an unprivileged uid" if self.as_root else "user namespace",
+            "bwrap": _bwrap_version() if self.mode == "bwrap" else None,
+        }
+
+    def _bwrap_args(self, candidate: Path, harness_dir: Path, limits: Limits) -> list[str]:
+        args = [_find_bwrap(), "--die-with-parent", "--new-session", "--clearenv"]
+        args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        if self.as_root:
+            # No user namespace: the worker itself drops to an unprivileged uid so that
+            # RLIMIT_NPROC applies (the kernel never applies it to uid 0).
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        else:
+            args += ["--unshare-user"]
+        # Mounts first, binds after: a Python environment under /tmp must stay visible.
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+        args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
+        made: set[str] = {"/tmp", "/dev", "/proc"}
+        for path in _SYSTEM_DIRS:
+            if os.path.islink(path):
+                args += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                args += ["--ro-bind", path, path]
+        for path in _ETC_FILES:
+            if os.path.exists(path):
+                args += _mkdirs_args(path, made) + ["--ro-bind", path, path]
+        for root in _python_roots():
+            args += _mkdirs_args(root, made) + ["--ro-bind", root, root]
+        args += _mkdirs_args(f"{SANDBOX_LIB}/harness", made)
+        args += ["--ro-bind", str(harness_dir), f"{SANDBOX_LIB}/harness"]
+        inside = f"{SANDBOX_CANDIDATE}/{candidate.name}"
+        args += _mkdirs_args(inside, made) + ["--ro-bind", str(candidate), inside]
+        if self.gpu:
+            for dev in sorted(Path("/dev").glob("nvidia*")):
+                args += ["--dev-bind", str(dev), str(dev)]
+        args += ["--chdir", "/tmp"]
+        return args
+
+    def run(
+        self,
+        worker_args: list[str],
+        *,
+        candidate: Path,
+        limits: Limits,
+        env: dict[str, str],
+        pass_fds: tuple[int, ...] = (),
+    ) -> RawRun:
+        """Run `python -m harness.worker *worker_args` sandboxed; `env` is the whole environment."""
+        harness_dir = Path(__file__).resolve().parent
+        python = os.path.realpath(sys.executable) if self.mode == "none" else sys.executable
+        env = dict(env)
+        if self.mode == "bwrap":
+            env["PYTHONPATH"] = SANDBOX_LIB
+            cand_path = f"{SANDBOX_CANDIDATE}/{candidate.name}"
+            argv = self._bwrap_args(candidate, harness_dir, limits)
+            for key, value in env.items():
+                argv += ["--setenv", key, value]
+            argv += ["--", sys.executable, "-s", "-B", "-m", "harness.worker", *worker_args]
+            argv += ["--candidate", cand_path]
+            if self.as_root:
+                argv += ["--drop-uid", str(SANDBOX_UID + (os.getpid() % 50_000) * 8 + next(_calls) % 8)]
+            popen_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        else:
+            env["PYTHONPATH"] = str(harness_dir.parent)
+            argv = [python, "-s", "-B", "-m", "harness.worker", *worker_args, "--candidate", str(candidate)]
+            popen_env = env
+        argv += ["--processes", str(limits.processes)]
+        return _run(argv, env=popen_env, limits=limits, pass_fds=pass_fds)
+
+
+def _bwrap_version() -> str:
+    try:
+        out = subprocess.run([_find_bwrap(), "--version"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"unknown ({err})"
+
+
+def _set_limits(limits: Limits) -> None:
+    """In the forked child, before exec: limits every later process inherits."""
+    setr = resource.setrlimit
+    setr(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    setr(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
+    setr(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+    setr(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+    setr(resource.RLIMIT_CORE, (0, 0))
+
+
+def _run(argv: list[str], *, env: dict[str, str], limits: Limits, pass_fds: tuple[int, ...]) -> RawRun:
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            pass_fds=pass_fds,
+            start_new_session=True,
+            preexec_fn=lambda: _set_limits(limits),
+        )
+    except OSError as err:
+        raise SandboxError(f"could not start the sandbox ({argv[0]}): {err}") from err
+    flooded = threading.Event()
+
+    def kill() -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def on_flood() -> None:
+        flooded.set()
+        kill()
+
+    captures = [_Capture(proc.stdout, limits.log_bytes, limits.flood_bytes, on_flood) for _ in (0,)]
+    captures.append(_Capture(proc.stderr, limits.log_bytes, limits.flood_bytes, on_flood))
+    readers = [threading.Thread(target=c.run, daemon=True) for c in captures]
+    for reader in readers:
+        reader.start()
+    status: list[tuple[int, int, resource.struct_rusage]] = []
+    waiter = threading.Thread(target=lambda: status.append(os.wait4(proc.pid, 0)), daemon=True)
+    waiter.start()
+    waiter.join(limits.wall_s)
+    timed_out = waiter.is_alive()
+    if timed_out:
+        kill()
+        waiter.join()
+    # The process group may hold stragglers if the sandbox was not a PID namespace (mode none).
+    kill()
+    proc.returncode = os.waitstatus_to_exitcode(status[0][1])
+    for reader in readers:
+        reader.join(5)
+    usage = status[0][2]
+    return RawRun(
+        returncode=proc.returncode,
+        wall_s=time.perf_counter() - start,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        peak_rss_bytes=usage.ru_maxrss * 1024,
+        stdout=captures[0].text(),
+        stderr=captures[1].text(),
+        timed_out=timed_out,
+        flooded=flooded.is_set(),
+    )
