@@ -31,8 +31,7 @@ def _point(judge, candidate, clip, rung, record):
     result = judge.point(candidate, clip, rung)
     record("point", **result.to_json())
     if not result.ok:
-        pytest.fail(f"{candidate} on {clip} at {result.point.id}: {result.failure}\n\n{result.failure_details}",
-                    pytrace=False)
+        pytest.fail(f"{candidate} on {clip} at {result.point.id}: {result.failure_details}", pytrace=False)
     return result
 
 

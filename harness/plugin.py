@@ -90,7 +90,11 @@ class SuiteSession:
             found = discover_candidates(self.option("candidates_dir") or self.root / "candidates")
             names = [n.strip() for n in (self.option("candidates") or "").split(",") if n.strip()]
             candidates = select_candidates(found, names or None)
-            sandbox = Sandbox(mode=self.option("sandbox"), gpu=self.option("sandbox_gpu"))
+            sandbox = Sandbox(
+                mode=self.option("sandbox"),
+                gpu=self.option("sandbox_gpu"),
+                hide=tuple(str(c.path) for c in clips),
+            )
         except HarnessError as err:
             raise pytest.UsageError(str(err)) from err
         frames = self.option("frames") or suite.default_frames

@@ -162,6 +162,7 @@ class Sandbox:
 
     mode: SandboxMode = "bwrap"
     gpu: bool = False
+    hide: tuple[str, ...] = ()  # host paths (clips) to blank out where a bound directory contains them
 
     def __post_init__(self) -> None:
         if self.mode not in ("bwrap", "none"):
@@ -205,6 +206,7 @@ class Sandbox:
                 args += _mkdirs_args(path, made) + ["--ro-bind", path, path]
         for root in _python_roots():
             args += _mkdirs_args(root, made) + ["--ro-bind", root, root]
+        args += self._hide_args(made)
         args += _mkdirs_args(f"{SANDBOX_LIB}/harness", made)
         args += ["--ro-bind", str(harness_dir), f"{SANDBOX_LIB}/harness"]
         inside = f"{SANDBOX_CANDIDATE}/{candidate.name}"
@@ -213,6 +215,20 @@ class Sandbox:
             for dev in sorted(Path("/dev").glob("nvidia*")):
                 args += ["--dev-bind", str(dev), str(dev)]
         args += ["--chdir", "/tmp"]
+        return args
+
+    def _hide_args(self, made: set[str]) -> list[str]:
+        """Blank out clip files that a bound directory would show (the default clips live in site-packages)."""
+        visible = [*_python_roots(), *(d for d in _SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d))]
+        args: list[str] = []
+        for path in sorted({os.path.realpath(p) for p in self.hide}):
+            if not any(path.startswith(root + os.sep) for root in visible):
+                continue
+            if os.path.isdir(path):
+                args += ["--tmpfs", path]
+            elif os.path.exists(path):
+                # Hide the whole folder of a clip file, so that siblings of the clip go too.
+                args += ["--tmpfs", os.path.dirname(path)]
         return args
 
     def run(

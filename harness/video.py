@@ -9,6 +9,7 @@ are refused. `save`/`load` are the harness's raw transport format between proces
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -180,7 +181,11 @@ class Video:
                 f"but the file holds {size - end - 1}"
             )
         src.seek(end + 1)
-        data = np.fromfile(src, dtype=np.uint8, count=payload)
+        try:
+            src.fileno()
+            data = np.fromfile(src, dtype=np.uint8, count=payload)
+        except (io.UnsupportedOperation, AttributeError):
+            data = np.frombuffer(bytearray(src.read(payload)), dtype=np.uint8)
         if data.size != payload:
             raise VideoFormatError(f"{path}: file shrank while reading ({data.size} of {payload} bytes)")
         y = data[:luma].reshape(frames, height, width)

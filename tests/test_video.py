@@ -1,0 +1,171 @@
+"""Video: reading real files exactly (padding, odd sizes, full range), the raw format, validation."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from harness.errors import ClipError, VideoFormatError
+from harness.video import Video, probe_video, read_video
+from tests.conftest import synthetic
+
+
+def _write(path: Path, video: Video, *, codec: str, pix_fmt: str = "yuv420p", options=None, fmt=None) -> None:
+    """Encode `video` losslessly with PyAV, copying planes row by row (honouring line_size)."""
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=video.fps)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, pix_fmt
+        stream.options = options or {}
+        for i in range(video.frames):
+            frame = av.VideoFrame(video.width, video.height, pix_fmt)
+            for plane, data in zip(frame.planes, video.frame(i)):
+                buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                buf[:, : plane.width] = data
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+@pytest.mark.parametrize("size", [(67, 33), (200, 100), (176, 144), (1, 1), (1366, 16)])
+def test_lossless_file_reads_back_exactly(tmp_path, size):
+    """FFV1 is lossless, so any difference is a reader bug (line padding, PITFALLS 1)."""
+    src = synthetic(*size, frames=3)
+    path = tmp_path / "clip.mkv"
+    _write(path, src, codec="ffv1")
+    got, info = read_video(path)
+    assert (got.width, got.height, got.frames) == size + (3,)
+    assert got.u.shape == src.u.shape
+    for a, b in ((got.y, src.y), (got.u, src.u), (got.v, src.v)):
+        np.testing.assert_array_equal(a, b)
+    assert got.fps == Fraction(25)
+    assert got.sha256() == src.sha256()
+    assert info.pix_fmt == "yuv420p"
+
+
+def test_mp4_with_padded_lines_reads_exactly(tmp_path):
+    """200x100 H.264 has Y line 208 / chroma 112 in PyAV; lossless x264 must read back exactly."""
+    src = synthetic(200, 100, frames=4)
+    path = tmp_path / "clip.mp4"
+    _write(path, src, codec="libx264", options={"qp": "0", "preset": "ultrafast"})
+    got, _ = read_video(path)
+    np.testing.assert_array_equal(got.y, src.y)
+    np.testing.assert_array_equal(got.v, src.v)
+
+
+def test_full_range_keeps_samples_and_says_so(tmp_path):
+    src = synthetic(64, 48, frames=2)
+    path = tmp_path / "full.mkv"
+    _write(path, src, codec="libx264", pix_fmt="yuvj420p", options={"qp": "0", "preset": "ultrafast"})
+    got, info = read_video(path)
+    assert info.color_range == "pc"
+    assert info.pix_fmt == "yuvj420p"
+    # Not rescaled to 16..235: the exact source samples, extremes included.
+    np.testing.assert_array_equal(got.y, src.y)
+    assert got.y.max() > 235
+
+
+def test_raw_annexb_takes_rate_from_the_caller(tmp_path):
+    src = synthetic(64, 48, frames=5, fps=Fraction(30000, 1001))
+    path = tmp_path / "clip.264"
+    _write(path, src, codec="libx264", options={"qp": "0", "preset": "ultrafast"}, fmt="h264")
+    got, _ = read_video(path, fps=Fraction(30000, 1001))
+    assert got.fps == Fraction(30000, 1001)
+    assert got.frames == 5
+    np.testing.assert_array_equal(got.y, src.y)
+
+
+def test_real_clips_match_the_manifest(shared_fixtures):
+    expect = {
+        "cisco_men_whisper_640x320_9f.mkv": (640, 320, 9, Fraction(25)),
+        "derf_foreman_352x288_300f.mkv": (352, 288, 300, Fraction(30000, 1001)),
+        "svt_park_joy_160x90_10f.y4m": (160, 90, 10, Fraction(50)),
+        "derf_stefan_352x288_2f.webm": (352, 288, 2, Fraction(30000, 1001)),
+    }
+    for name, (w, h, n, fps) in expect.items():
+        video, _ = read_video(shared_fixtures / name)
+        assert (video.width, video.height, video.frames, video.fps) == (w, h, n, fps), name
+        assert video.u.shape == (n, (h + 1) // 2, (w + 1) // 2)
+        # Real content, not a constant: a reader returning zeros or padding would fail this.
+        assert 10 < video.y.std() < 100
+
+
+def test_max_frames_reads_only_the_head(shared_fixtures):
+    head, info = read_video(shared_fixtures / "derf_foreman_352x288_300f.mkv", max_frames=7)
+    full, _ = read_video(shared_fixtures / "derf_foreman_352x288_300f.mkv", max_frames=20)
+    assert head.frames == 7 and info.frames == 7
+    np.testing.assert_array_equal(head.y, full.y[:7])
+
+
+def test_ten_bit_is_refused_clearly(shared_fixtures):
+    with pytest.raises(ClipError, match="10-bit"):
+        read_video(shared_fixtures / "10bit" / "netflix_sparks_480x270_5f_10bit.mkv")
+
+
+def test_corrupt_and_truncated_files_are_clear_errors(tmp_path, shared_fixtures):
+    text = tmp_path / "notes.mkv"
+    text.write_text("this is not a video\n" * 10)
+    with pytest.raises(ClipError, match="notes.mkv"):
+        read_video(text)
+    truncated = tmp_path / "cut.mkv"
+    truncated.write_bytes((shared_fixtures / "derf_bus_352x288_17f.mkv").read_bytes()[:600])
+    with pytest.raises(ClipError, match="cut.mkv"):
+        read_video(truncated)
+    with pytest.raises(ClipError, match="does not exist"):
+        read_video(tmp_path / "missing.mkv")
+
+
+def test_probe_reads_header_only(shared_fixtures):
+    info = probe_video(shared_fixtures / "cisco_flower_1280x720_60f.mkv")
+    assert (info.width, info.height, info.codec) == (1280, 720, "ffv1")
+
+
+def test_raw_format_round_trip_and_identity():
+    video = synthetic(67, 33, frames=3)
+    buf = io.BytesIO()
+    video.write_to(buf)
+    buf.seek(0)
+    back = Video.read_from(buf)
+    assert back.sha256() == video.sha256()
+    np.testing.assert_array_equal(back.u, video.u)
+    changed = Video(video.y.copy(), video.u, video.v, video.fps)
+    changed.y[1, 2, 3] ^= 1
+    assert changed.sha256() != video.sha256()
+    assert Video(video.y, video.u, video.v, Fraction(24)).sha256() != video.sha256()
+
+
+def test_raw_reader_checks_header_against_size():
+    video = synthetic(16, 16, frames=2)
+    buf = io.BytesIO()
+    video.write_to(buf)
+    data = buf.getvalue()
+    with pytest.raises(VideoFormatError, match="bad magic"):
+        Video.read_from(io.BytesIO(b"XXXX" + data[4:]))
+    with pytest.raises(VideoFormatError, match="holds"):
+        Video.read_from(io.BytesIO(data[:-1]))
+    huge = data.replace(b'"frames": 2', b'"frames": 99999999')
+    with pytest.raises(VideoFormatError, match="over the limit"):
+        Video.read_from(io.BytesIO(huge), max_bytes=1 << 20)
+    with pytest.raises(VideoFormatError, match="holds"):
+        Video.read_from(io.BytesIO(huge))
+    with pytest.raises(VideoFormatError, match="malformed header"):
+        Video.read_from(io.BytesIO(b"HVID1\n{not json}\n"))
+
+
+def test_video_validation_names_the_problem():
+    y = np.zeros((2, 5, 7), np.uint8)
+    u = np.zeros((2, 3, 4), np.uint8)
+    with pytest.raises(VideoFormatError, match="float64 holding 70 NaN"):
+        Video(np.full((2, 5, 7), np.nan), u, u, 25)
+    with pytest.raises(VideoFormatError, match=r"plane u has shape \(2, 2, 4\), expected \(2, 3, 4\)"):
+        Video(y, np.zeros((2, 2, 4), np.uint8), u, 25)
+    with pytest.raises(VideoFormatError, match="frame rate"):
+        Video(y, u, u, 0)
+    with pytest.raises(VideoFormatError, match="numpy uint8 array"):
+        Video([[1]], u, u, 25)
+    assert Video(y, u, u, 25).fps == Fraction(25)
