@@ -1,0 +1,266 @@
+"""Anchor encoders: pinned settings took effect, bytes are reproducible, real decodes in plausible bands."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.anchors import (
+    AnchorError,
+    UnknownAnchorError,
+    anchor_id,
+    anchor_versions,
+    decode_anchor,
+    encode_anchor,
+    encode_anchor_with_report,
+    load_anchor_specs,
+)
+from harness.errors import ConfigError
+from harness.video import Video, read_video
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+if not FIXTURES.is_dir():
+    FIXTURES = Path("/work/shared/fixtures")
+ANCHORS = ("x265", "x264", "svtav1")
+
+
+@pytest.fixture(scope="module")
+def specs():
+    return load_anchor_specs()
+
+
+def clip(name: str, frames: int) -> Video:
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.fail(f"shared clip {path} is missing; see ../shared/fixtures/MANIFEST.md")
+    return read_video(path, max_frames=frames)[0]
+
+
+@pytest.fixture(scope="module")
+def small():
+    return clip("cisco_vt2people_320x192_9f.mkv", 5)
+
+
+@pytest.fixture(scope="module")
+def bus():
+    return clip("derf_bus_352x288_17f.mkv", 10)
+
+
+def synthetic(width: int, height: int, frames: int) -> Video:
+    """Moving gradient with sharp 4-pixel blocks: smooth enough to code well, edges to catch misalignment."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    y = np.stack(
+        [((xx * 3 + yy * 2 + 5 * t) % 200 + 28 + 40 * (((xx + t) // 4 + yy // 4) % 2)) for t in range(frames)]
+    )
+    ch, cw = (height + 1) // 2, (width + 1) // 2
+    cy, cx = np.mgrid[0:ch, 0:cw]
+    u = np.stack([(96 + (cx * 4 + t) % 64) for t in range(frames)])
+    v = np.stack([(160 - (cy * 4 + t) % 64) for t in range(frames)])
+    return Video(y.astype(np.uint8), u.astype(np.uint8), v.astype(np.uint8), fps=25)
+
+
+def psnr_y(ref: Video, dist: Video) -> float:
+    """Mean of per-frame PSNR-Y (the common test conditions' average, PITFALLS 5)."""
+    err = ref.y.astype(np.float64) - dist.y.astype(np.float64)
+    mse = np.maximum(np.mean(err * err, axis=(1, 2)), 1e-10)
+    return float(np.mean(10 * np.log10(255.0**2 / mse)))
+
+
+# -- settings as data ------------------------------------------------------------------------
+
+
+def test_specs_pin_threads_and_ladders(specs):
+    assert set(specs) == set(ANCHORS)
+    assert specs["x265"].qps == specs["x264"].qps == (22, 27, 32, 37)
+    assert specs["x265"].preset == "medium"
+    x265 = dict(specs["x265"].params)
+    assert x265["pools"] == "1" and x265["frame-threads"] == "1" and x265["log-level"] == "error"
+    assert dict(specs["x264"].params)["threads"] == "1" and specs["x264"].thread_count == 1
+    assert dict(specs["svtav1"].params)["lp"] == "1" and dict(specs["svtav1"].env)["SVT_LOG"] == "1"
+    assert len(specs["svtav1"].qps) == 4 and list(specs["svtav1"].qps) == sorted(specs["svtav1"].qps)
+
+
+def test_unknown_anchor_lists_known_names(specs):
+    with pytest.raises(UnknownAnchorError, match=r"'svtav1', 'x264', 'x265'.*Did you mean 'x265'"):
+        specs["x256"]
+
+
+def test_misspelled_option_names_are_refused(specs):
+    x265 = specs["x265"]
+    with pytest.raises(AnchorError, match="frame-threads"):
+        x265.replace(params=(*x265.params, ("frame-thread", "2")))
+    with pytest.raises(AnchorError, match="unknown libx265 option 'tunes'"):
+        x265.replace(options=(("tunes", "psnr"),))
+    with pytest.raises(AnchorError, match="set by the QP ladder"):
+        x265.replace(params=(*x265.params, ("qp", "30")))
+    with pytest.raises(AnchorError, match="info=1"):
+        x265.replace(params=tuple(p for p in x265.params if p[0] != "info"))
+
+
+def test_toml_with_unknown_key_is_refused(tmp_path):
+    text = (ROOT / "fixtures" / "anchors.toml").read_text().replace("min_size = 16", "min_sise = 16")
+    (tmp_path / "anchors.toml").write_text(text)
+    with pytest.raises(ConfigError, match="min_sise.*Did you mean 'min_size'"):
+        load_anchor_specs(tmp_path / "anchors.toml")
+
+
+# -- the encoders applied what was asked -----------------------------------------------------
+
+
+def test_x265_settings_verified_from_sei(specs, small):
+    report = encode_anchor_with_report(small, specs["x265"], 27)
+    s = report.settings
+    assert s["qp"] == "27" and s["rc"] == "cqp"
+    assert s["frame-threads"] == "1" and s["numa-pools"] == "1"
+    assert "no-wpp" in s and s["lookahead-slices"] == "0"
+    assert s["keyint"] == "64" and s["scenecut"] == "0" and "no-open-gop" in s
+    assert s["psy-rd"] == "0.00"  # tune=psnr took effect
+    assert report.encoder_version and "build" in report.encoder_version
+    assert report.info_bytes > 1000
+    assert b"x265 (build" not in report.bitstream  # the settings SEI was stripped
+
+
+def test_x264_settings_verified_from_sei(specs, small):
+    report = encode_anchor_with_report(small, specs["x264"], 32)
+    s = report.settings
+    assert s["qp"] == "32" and s["rc"] == "cqp" and s["threads"] == "1" and s["sliced_threads"] == "0"
+    assert s["keyint"] == "64" and s["psy"] == "0"
+    assert b"x264 - core" not in report.bitstream
+
+
+def test_setting_not_applied_is_caught(specs, small):
+    with pytest.raises(
+        AnchorError, match="asked for sei_expect psy-rd=2.00 but the encoder reports psy-rd=0.00"
+    ):
+        encode_anchor(small, specs["x265"].replace(sei_expect=("psy-rd=2.00",)), 27)
+
+
+def test_option_the_encoder_rejects_is_caught(specs, small):
+    spec = specs["svtav1"]
+    object.__setattr__(spec := spec.replace(), "params", (*spec.params, ("bogus", "2")))  # past validation
+    with pytest.raises(AnchorError, match="did not accept its options"):
+        encode_anchor(small, spec, 40)
+
+
+def test_qp_outside_range_is_refused(specs, small):
+    with pytest.raises(AnchorError, match="outside 1..63"):
+        encode_anchor(small, specs["svtav1"], 0)
+
+
+# -- reproducible bytes ----------------------------------------------------------------------
+
+
+ENCODE_ALL = """
+import hashlib, sys
+from harness.anchors import load_anchor_specs, encode_anchor
+from harness.video import read_video
+video = read_video(sys.argv[1], max_frames=5)[0]
+for name, spec in load_anchor_specs().items():
+    print(name, hashlib.sha256(encode_anchor(video, spec, spec.qps[1])).hexdigest())
+"""
+
+
+def test_bytes_identical_across_runs_and_processes(specs, small):
+    here = {}
+    for name in ANCHORS:
+        spec = specs[name]
+        first, second = encode_anchor(small, spec, spec.qps[1]), encode_anchor(small, spec, spec.qps[1])
+        assert first == second, name
+        here[name] = hashlib.sha256(first).hexdigest()
+    out = subprocess.run(
+        [sys.executable, "-c", ENCODE_ALL, str(FIXTURES / "cisco_vt2people_320x192_9f.mkv")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    )
+    there = dict(line.split() for line in out.stdout.splitlines())
+    assert there == here
+
+
+@pytest.mark.parametrize(("name", "asm"), [("x265", "0"), ("x265", "sse2"), ("svtav1", "c")])
+def test_bytes_do_not_depend_on_simd_level(specs, small, name, asm):
+    """Pure C and SSE2 give this machine's bytes, so another CPU's SIMD level would too."""
+    spec = specs[name]
+    plain = encode_anchor(small, spec, spec.qps[2])
+    report = encode_anchor_with_report(small, spec.replace(params=(*spec.params, ("asm", asm))), spec.qps[2])
+    if name == "x265":
+        assert report.settings["cpuid"] == {"0": "0", "sse2": "15"}[asm]  # the setting took effect
+    assert report.bitstream == plain
+
+
+def test_anchor_id_is_stable_and_tracks_settings(specs):
+    spec = specs["x265"]
+    assert anchor_id(spec) == anchor_id(load_anchor_specs()["x265"])
+    assert anchor_id(spec).startswith("x265-medium-")
+    assert anchor_id(spec.replace(preset="slow")) != anchor_id(spec)
+    assert anchor_id(spec.replace(params=(*spec.params, ("bframes", "3")))) != anchor_id(spec)
+    assert len({anchor_id(s) for s in specs.values()}) == len(specs)
+
+
+def test_versions_are_found():
+    versions = anchor_versions()
+    for key in ("libx265", "libx264", "libsvtav1", "libdav1d", "libavcodec", "pyav", "machine"):
+        assert versions.get(key) not in (None, "", "unknown"), (key, versions)
+
+
+# -- rate and quality ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ANCHORS)
+def test_bits_fall_as_qp_rises(specs, small, name):
+    spec = specs[name]
+    sizes = [len(encode_anchor(small, spec, qp)) for qp in spec.qps]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == len(sizes), sizes
+
+
+@pytest.mark.parametrize("name", ANCHORS)
+def test_odd_size_round_trip(specs, name):
+    video = synthetic(67, 33, 5)
+    spec = specs[name]
+    decoded = decode_anchor(encode_anchor(video, spec, spec.qps[0]), spec, like=video)
+    assert decoded.y.shape == (5, 33, 67) and decoded.u.shape == decoded.v.shape == (5, 17, 34)
+    assert decoded.fps == video.fps
+    assert psnr_y(video, decoded) > 35  # a crop in the wrong place would fail this
+
+
+def test_tiny_frame_is_padded_to_the_encoder_minimum(specs):
+    video = synthetic(7, 5, 3)
+    spec = specs["x265"]  # x265 refuses frames under 16x16
+    report = encode_anchor_with_report(video, spec, 22)
+    assert report.padded_size == (16, 16)
+    assert decode_anchor(report.bitstream, spec, like=video).y.shape == (3, 5, 7)
+
+
+@pytest.mark.parametrize("name", ANCHORS)
+def test_real_clip_decodes_every_frame(specs, bus, name):
+    spec = specs[name]
+    stream = encode_anchor(bus, spec, spec.qps[1])
+    decoded = decode_anchor(stream, spec, like=bus)
+    assert decoded.same_format(bus) and decoded.frames == 10
+    with pytest.raises(AnchorError, match="decoded 10 frames, the source has 9"):
+        decode_anchor(stream, spec, like=bus.head(9))
+
+
+def test_x265_psnr_bands(specs, bus):
+    spec = specs["x265"]
+    high = psnr_y(bus, decode_anchor(encode_anchor(bus, spec, 22), spec, like=bus))
+    low = psnr_y(bus, decode_anchor(encode_anchor(bus, spec, 37), spec, like=bus))
+    # measured on derf_bus 10 frames: 39.70 dB at QP 22, 29.03 dB at QP 37
+    assert 38.0 < high < 42.0
+    assert 27.5 < low < 31.5
+
+
+def test_svtav1_ladder_matches_x265_quality(specs, bus):
+    x265, svt = specs["x265"], specs["svtav1"]
+    for qp_hevc, qp_av1 in ((x265.qps[0], svt.qps[0]), (x265.qps[-1], svt.qps[-1])):
+        a = psnr_y(bus, decode_anchor(encode_anchor(bus, x265, qp_hevc), x265, like=bus))
+        b = psnr_y(bus, decode_anchor(encode_anchor(bus, svt, qp_av1), svt, like=bus))
+        assert abs(a - b) < 2.0, (qp_hevc, a, qp_av1, b)

@@ -1,0 +1,185 @@
+"""BD-rate maths: exact cases, overlap handling, and agreement with the `bjontegaard` package."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+from harness.bdrate import (
+    MIN_OVERLAP,
+    BDRateError,
+    BDResult,
+    average_bd_rate,
+    bd_rate,
+    describe,
+)
+
+# CTC-like 4-point curves (kbps, PSNR-Y dB) at QP 37, 32, 27, 22.
+HEVC = [(1358.24, 36.210), (2486.44, 37.425), (4593.60, 38.615), (9487.76, 40.037)]
+CURVES = {
+    "close": [(1356.24, 36.249), (2451.52, 37.409), (4469.00, 38.592), (9787.80, 40.096)],
+    "avc_like": [(1880.0, 36.05), (3420.0, 37.31), (6310.0, 38.52), (12940.0, 39.95)],
+    "av1_like": [(1120.0, 36.31), (2050.0, 37.52), (3800.0, 38.70), (7900.0, 40.12)],
+    "crossing": [(1500.0, 35.90), (2600.0, 37.50), (4300.0, 38.80), (8400.0, 39.90)],
+    "uneven": [(700.0, 34.80), (1900.0, 36.90), (5200.0, 38.90), (15000.0, 41.30)],
+    "five_points": [(900.0, 35.4), (1400.0, 36.3), (2500.0, 37.5), (4700.0, 38.7), (9900.0, 40.1)],
+}
+METHODS = ("pchip", "akima")
+
+
+def scaled(points, rate=1.0, quality=0.0):
+    return [(r * rate, q + quality) for r, q in points]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_identical_curves_give_zero(method):
+    result = bd_rate(HEVC, HEVC, method=method)
+    assert result.bd_rate == pytest.approx(0.0, abs=1e-12)
+    assert result.bd_quality == pytest.approx(0.0, abs=1e-12)
+    assert result.overlap == 1.0 and result.rate_overlap == 1.0
+    assert result.comparable and result.warning is None
+    assert result.interval == (36.210, 40.037)
+    assert describe(result.bd_rate) == "= same bits"
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(("factor", "expected"), [(0.5, -50.0), (2.0, 100.0), (0.8, -20.0)])
+def test_scaling_every_rate_gives_exact_percent(method, factor, expected):
+    result = bd_rate(HEVC, scaled(HEVC, rate=factor), method=method)
+    assert result.bd_rate == pytest.approx(expected, abs=1e-9)
+    assert result.overlap == 1.0
+
+
+def test_halving_is_reported_as_fewer_bits():
+    assert describe(bd_rate(HEVC, scaled(HEVC, rate=0.5)).bd_rate) == "↓ 50.0 % fewer bits"
+    assert describe(bd_rate(HEVC, scaled(HEVC, rate=2.0)).bd_rate) == "↑ 100.0 % more bits"
+    assert describe(-12.34) == "↓ 12.3 % fewer bits"
+    assert describe(4.0) == "↑ 4.0 % more bits"
+    assert describe(0.04) == "= same bits"
+    assert describe(None) == "– not comparable"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_quality_shift_gives_exact_bd_psnr(method):
+    result = bd_rate(HEVC, scaled(HEVC, quality=1.0), method=method)
+    assert result.bd_quality == pytest.approx(1.0, abs=1e-12)
+    assert result.rate_overlap == 1.0
+    assert result.bd_rate < 0  # better quality at every rate = fewer bits at equal quality
+
+
+def test_order_of_points_does_not_matter():
+    assert bd_rate(HEVC[::-1], CURVES["avc_like"][::-1]).bd_rate == pytest.approx(
+        bd_rate(HEVC, CURVES["avc_like"]).bd_rate, abs=1e-12
+    )
+
+
+def test_no_overlap_is_not_comparable():
+    far = scaled(HEVC, quality=10.0)  # 46.2..50.0 dB against 36.2..40.0 dB
+    result = bd_rate(HEVC, far)
+    assert not result.comparable
+    assert result.bd_rate is None and result.interval is None and result.overlap == 0.0
+    assert "do not overlap" in result.warning
+    assert describe(result.bd_rate) == "– not comparable"
+    json.dumps(result.to_json())
+
+
+def test_partial_overlap_warns():
+    shifted = scaled(HEVC, quality=2.0)  # 38.2..42.0 against 36.2..40.0: overlap 1.8 / 5.8
+    result = bd_rate(HEVC, shifted)
+    assert result.comparable and result.bd_rate is not None
+    assert result.overlap == pytest.approx((40.037 - 38.210) / (42.037 - 36.210))
+    assert result.overlap < MIN_OVERLAP
+    assert result.interval == pytest.approx((38.210, 40.037))
+    assert "overlap only 31%" in result.warning
+
+
+def test_non_monotone_curve_is_not_comparable_with_reason():
+    bad = [(1000.0, 36.0), (2000.0, 37.5), (4000.0, 37.2), (8000.0, 39.0)]
+    result = bd_rate(HEVC, bad)
+    assert not result.comparable and result.bd_rate is None
+    assert "test curve is not monotone" in result.warning and "37.5" in result.warning
+
+
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        ([(1000.0, 36.0)], "at least 2"),
+        ([(1000.0, 36.0), (0.0, 37.0)], "rate <= 0"),
+        ([(1000.0, 36.0), (2000.0, float("nan"))], "non-finite"),
+        ([(1000.0, 36.0), (2000.0, float("inf"))], "non-finite"),
+        (["ab", "cd"], "pairs of numbers"),
+    ],
+)
+def test_malformed_points_raise(points, message):
+    with pytest.raises(BDRateError, match=message):
+        bd_rate(HEVC, points)
+
+
+def test_unknown_method_raises():
+    with pytest.raises(BDRateError, match="pchip"):
+        bd_rate(HEVC, HEVC, method="cubic")
+
+
+def test_result_is_frozen_and_serialisable():
+    result = bd_rate(HEVC, CURVES["avc_like"])
+    with pytest.raises(AttributeError):
+        result.bd_rate = 0.0
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["method"] == "pchip" and data["comparable"] is True
+    assert data["summary"].startswith("↑")
+
+
+def test_average_over_clips_excludes_not_comparable():
+    results = {
+        "a": bd_rate(HEVC, scaled(HEVC, rate=0.5)),
+        "b": bd_rate(HEVC, scaled(HEVC, rate=0.8)),
+        "far": bd_rate(HEVC, scaled(HEVC, quality=10.0)),
+        "partial": bd_rate(HEVC, scaled(HEVC, rate=0.9, quality=2.0)),
+    }
+    avg = average_bd_rate(results)
+    assert avg.included == ("a", "b", "partial")
+    assert avg.bd_rate == pytest.approx((-50.0 - 20.0 + results["partial"].bd_rate) / 3)
+    assert [clip for clip, _ in avg.excluded] == ["far"]
+    assert "do not overlap" in avg.excluded[0][1]
+    assert [clip for clip, _ in avg.warned] == ["partial"]
+    json.dumps(avg.to_json())
+
+
+def test_average_of_nothing_comparable_is_none():
+    avg = average_bd_rate({"far": bd_rate(HEVC, scaled(HEVC, quality=10.0))})
+    assert avg.bd_rate is None and avg.included == ()
+    assert describe(avg.bd_rate) == "– not comparable"
+
+
+def test_average_refuses_mixed_methods():
+    with pytest.raises(BDRateError, match="different methods"):
+        average_bd_rate({"a": bd_rate(HEVC, HEVC), "b": bd_rate(HEVC, HEVC, method="akima")})
+
+
+try:
+    import bjontegaard
+except ImportError:  # a missing reference implementation fails loudly, never skips
+    bjontegaard = None
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", sorted(CURVES))
+def test_agrees_with_bjontegaard_package(name, method):
+    if bjontegaard is None:
+        pytest.fail("the reference package is missing: pip install bjontegaard (the project's dev extra)")
+    test = CURVES[name]
+    ours: BDResult = bd_rate(HEVC, test, method=method)
+    ref_r, ref_q = zip(*HEVC)
+    test_r, test_q = zip(*test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs_rate = bjontegaard.bd_rate(
+            ref_r, ref_q, test_r, test_q, method=method, require_matching_points=False
+        )
+        theirs_psnr = bjontegaard.bd_psnr(
+            ref_r, ref_q, test_r, test_q, method=method, require_matching_points=False
+        )
+    assert ours.bd_rate == pytest.approx(theirs_rate, abs=0.01)
+    assert ours.bd_quality == pytest.approx(theirs_psnr, abs=1e-4)
