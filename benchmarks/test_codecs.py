@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import ClipError
+from harness.errors import ClipError, HarnessError
 
 
 def _source(judge, clip, record):
@@ -105,3 +105,26 @@ def test_determinism(judge, candidate, clip, record):
     record("determinism", **result.to_json())
     if result.failure:
         pytest.fail(f"{candidate} on {clip}: {result.failure}\n{result.details}", pytrace=False)
+
+
+def test_bd_rate(judge, candidate, clip, record):
+    """BD-rate against each anchor on PSNR-YUV, SSIM and VMAF; gated against the rate anchor (x265)."""
+    _source(judge, clip, record)
+    for anchor in judge.config.compare_anchors:
+        record("anchor", clip=clip, anchor=anchor, points=[p.to_json() for p in judge.anchor_curve(clip, anchor)])
+    try:
+        results = judge.bd(candidate, clip)
+    except HarnessError as err:
+        pytest.fail(f"{candidate} on {clip}: {err}", pytrace=False)
+    record(
+        "bd", candidate=candidate, clip=clip,
+        results={a: {m: r.to_json() for m, r in per.items()} for a, per in results.items()},
+    )
+    cfg = judge.config
+    primary = results[cfg.rate_anchor].get(cfg.bd_metrics[0])
+    assert primary is not None, f"{cfg.bd_metrics[0]} was not measured on {clip}"
+    assert primary.comparable, f"BD-rate against {cfg.rate_anchor} not comparable: {primary.warning}"
+    assert primary.bd_rate <= cfg.max_bd_rate_vs_anchor, (
+        f"BD-rate {primary.describe()} against {cfg.rate_anchor} on {cfg.bd_metrics[0]} "
+        f"is over the gate of +{cfg.max_bd_rate_vs_anchor:g} %"
+    )

@@ -17,6 +17,12 @@ class SuiteConfig:
     """Rate ladder (bits per luma pixel per frame), rate and quality gates, limits and budgets."""
 
     default_frames: int
+    rate_mode: str
+    rate_anchor: str
+    compare_anchors: tuple[str, ...]
+    bd_metrics: tuple[str, ...]
+    bd_method: str
+    max_bd_rate_vs_anchor: float
     ladder_bpp: tuple[float, ...]
     max_overshoot: float
     min_psnr_y: float
@@ -29,6 +35,12 @@ class SuiteConfig:
     def to_json(self) -> dict[str, object]:
         return {
             "default_frames": self.default_frames,
+            "rate_mode": self.rate_mode,
+            "rate_anchor": self.rate_anchor,
+            "compare_anchors": list(self.compare_anchors),
+            "bd_metrics": list(self.bd_metrics),
+            "bd_method": self.bd_method,
+            "max_bd_rate_vs_anchor": self.max_bd_rate_vs_anchor,
             "ladder_bpp": list(self.ladder_bpp),
             "max_overshoot": self.max_overshoot,
             "min_psnr_y": self.min_psnr_y,
@@ -71,8 +83,24 @@ def load_suite_config(path: Path) -> SuiteConfig:
         file_bytes=int(_get(data, "limits.file_bytes", int, path)),
         tmp_bytes=int(_get(data, "limits.tmp_bytes", int, path)),
     )
+    mode = _get(data, "rate.mode", str, path)
+    if mode not in ("anchor", "ladder"):
+        raise ConfigError(f"{path}: rate.mode = {mode!r}; use 'anchor' or 'ladder'")
+    compare = _get(data, "anchors.compare", list, path)
+    anchor = _get(data, "rate.anchor", str, path)
+    if anchor not in compare:
+        raise ConfigError(f"{path}: rate.anchor {anchor!r} must be one of anchors.compare {compare}")
+    bd_metrics = _get(data, "bd.metrics", list, path)
+    if not bd_metrics or not all(isinstance(m, str) for m in bd_metrics):
+        raise ConfigError(f"{path}: bd.metrics must list metric keys such as 'psnr_yuv'")
     return SuiteConfig(
         default_frames=int(_get(data, "frames.default", int, path)),
+        rate_mode=mode,
+        rate_anchor=anchor,
+        compare_anchors=tuple(compare),
+        bd_metrics=tuple(bd_metrics),
+        bd_method=_get(data, "bd.method", str, path),
+        max_bd_rate_vs_anchor=float(_get(data, "gates.max_bd_rate_vs_anchor", num, path)),
         ladder_bpp=tuple(float(x) for x in sorted(ladder)),
         max_overshoot=float(_get(data, "rate.max_overshoot", num, path)),
         min_psnr_y=float(_get(data, "quality.min_psnr_y", num, path)),

@@ -7,18 +7,46 @@ first time and returns the same frozen result afterwards. Nothing here imports a
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.anchors import AnchorSpec, anchor_id, decode_anchor, encode_anchor
+from harness.bdrate import BDResult, bd_rate
+from harness.cache import ResultCache
 from harness.candidate import CandidateSource
 from harness.clips import Clip, ClipStore
 from harness.config import SuiteConfig
 from harness.errors import HarnessError
-from harness.measure import Measurement, measure
+from harness.measure import Measurement, measure, measurement_versions, metrics_for
 from harness.runner import Outcome, Runner
 from harness.video import Video
 
-__all__ = ["Judge", "PointResult", "DeterminismResult", "RatePoint"]
+__all__ = ["Judge", "PointResult", "DeterminismResult", "RatePoint", "AnchorPoint"]
+
+
+@dataclass(frozen=True)
+class AnchorPoint:
+    """An anchor encoder at one QP on one clip, measured like any candidate."""
+
+    anchor: str
+    anchor_id: str
+    qp: int
+    measurement: Measurement
+    encode_s: float
+    decode_s: float
+    cached: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "anchor": self.anchor,
+            "anchor_id": self.anchor_id,
+            "qp": self.qp,
+            "encode_s": self.encode_s,
+            "decode_s": self.decode_s,
+            "cached": self.cached,
+            "measurement": self.measurement.to_json(),
+        }
 
 
 @dataclass(frozen=True)
@@ -28,6 +56,7 @@ class RatePoint:
     rung: int
     target_bps: float
     bits_per_pixel: float
+    anchor_qp: int | None = None  # the rate anchor's QP whose bitrate this point asks for
 
     @property
     def id(self) -> str:
@@ -60,6 +89,7 @@ class PointResult:
             "rung": self.point.id,
             "target_bps": self.point.target_bps,
             "target_bits_per_pixel": self.point.bits_per_pixel,
+            "anchor_qp": self.point.anchor_qp,
             "failure": self.failure,
             "failure_details": self.failure_details[-20_000:],
             "decoded_format": self.decoded_format,
@@ -116,6 +146,8 @@ class Judge:
         candidates: list[CandidateSource],
         max_frames: int | None,
         scratch: Path,
+        anchors: dict[str, AnchorSpec],
+        cache: ResultCache,
     ) -> None:
         self.runner = runner
         self.config = config
@@ -123,6 +155,11 @@ class Judge:
         self.candidates = {c.name: c for c in candidates}
         self.max_frames = max_frames
         self.store = ClipStore(scratch)
+        self.anchor_specs = anchors
+        self.cache = cache
+        self._anchor_curves: dict[tuple[str, str], list[AnchorPoint]] = {}
+        self._versions: dict[tuple[str, ...], dict[str, str]] = {}
+        self.anchor_encodes = 0
         self._checks: dict[str, Outcome] = {}
         self._points: dict[tuple[str, str, int], PointResult] = {}
         self._determinism: dict[tuple[str, str], DeterminismResult] = {}
@@ -131,10 +168,87 @@ class Judge:
         """The decoded source (video, info, raw file) of a clip; a bad clip raises ClipError."""
         return self.store.get(self.clips[clip], self.max_frames)
 
+    @property
+    def rung_count(self) -> int:
+        if self.config.rate_mode == "anchor":
+            return len(self.anchor_specs[self.config.rate_anchor].qps)
+        return len(self.config.ladder_bpp)
+
     def rate_points(self, clip: str) -> list[RatePoint]:
+        """Targets from low to high rate: the rate anchor's bitrates on this clip, or the bpp ladder."""
         video = self.source(clip).video
+        if self.config.rate_mode == "anchor":
+            curve = sorted(self.anchor_curve(clip, self.config.rate_anchor), key=lambda p: p.measurement.bitrate_bps)
+            return [
+                RatePoint(i, p.measurement.bitrate_bps, p.measurement.bits_per_pixel, p.qp)
+                for i, p in enumerate(curve)
+            ]
         pixels_per_s = video.width * video.height * float(video.fps)
         return [RatePoint(i, bpp * pixels_per_s, bpp) for i, bpp in enumerate(self.config.ladder_bpp)]
+
+    def _measurement_versions(self, video: Video) -> dict[str, str]:
+        names = metrics_for(video)
+        if names not in self._versions:
+            self._versions[names] = measurement_versions(names)
+        return self._versions[names]
+
+    def anchor_curve(self, clip: str, anchor: str) -> list[AnchorPoint]:
+        """The anchor at each of its QPs on `clip`, from the cache when every input is the same."""
+        key = (clip, anchor)
+        if key not in self._anchor_curves:
+            spec = self.anchor_specs[anchor]
+            video = self.source(clip).video
+            ident = anchor_id(spec)
+            points = []
+            for qp in spec.qps:
+                fields = {
+                    "clip_sha256": video.sha256(),
+                    "anchor_id": ident,
+                    "qp": qp,
+                    "versions": self._measurement_versions(video),
+                }
+                cached = self.cache.get("anchors", fields)
+                if cached is not None:
+                    points.append(
+                        AnchorPoint(anchor, ident, qp, Measurement.from_json(cached["measurement"]),
+                                    cached["encode_s"], cached["decode_s"], True)
+                    )
+                    continue
+                start = time.perf_counter()
+                bitstream = encode_anchor(video, spec, qp)
+                encode_s = time.perf_counter() - start
+                self.anchor_encodes += 1
+                start = time.perf_counter()
+                decoded = decode_anchor(bitstream, spec, like=video)
+                decode_s = time.perf_counter() - start
+                point = AnchorPoint(anchor, ident, qp, measure(video, bitstream, decoded), encode_s, decode_s, False)
+                self.cache.put("anchors", fields, point.to_json())
+                points.append(point)
+            self._anchor_curves[key] = points
+        return self._anchor_curves[key]
+
+    def bd(self, candidate: str, clip: str) -> dict[str, dict[str, BDResult]]:
+        """BD-rate of the candidate against each anchor on each BD metric; raises if a point failed."""
+        points = [self.point(candidate, clip, r) for r in range(self.rung_count)]
+        failed = [p for p in points if not p.ok]
+        if failed:
+            raise HarnessError(
+                f"no rate-distortion curve: {len(failed)} of {len(points)} rate points failed "
+                f"(first: {failed[0].point.id}: {failed[0].failure})"
+            )
+        out: dict[str, dict[str, BDResult]] = {}
+        for anchor in self.config.compare_anchors:
+            curve = self.anchor_curve(clip, anchor)
+            out[anchor] = {}
+            for metric in self.config.bd_metrics:
+                if metric not in points[0].measurement.mean or metric not in curve[0].measurement.mean:
+                    continue
+                ref = [(p.measurement.bitrate_bps, p.measurement.mean[metric]) for p in curve]
+                test = [(p.measurement.bitrate_bps, p.measurement.mean[metric]) for p in points]
+                out[anchor][metric] = bd_rate(
+                    sorted(ref), sorted(test), method=self.config.bd_method
+                )
+        return out
 
     def check(self, candidate: str) -> Outcome:
         if candidate not in self._checks:
@@ -189,7 +303,7 @@ class Judge:
         )
 
     def determinism_rung(self, clip: str) -> int:
-        return len(self.rate_points(clip)) // 2
+        return self.rung_count // 2
 
     def determinism(self, candidate: str, clip: str) -> DeterminismResult:
         key = (candidate, clip)

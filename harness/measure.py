@@ -8,13 +8,27 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from harness.metrics import compute_metrics
+from harness.metrics import compute_metrics, metric_versions
 from harness.video import Video
+from harness.vmaf import VMAF_MIN_SIDE
 
 __all__ = ["Measurement", "measure", "bitrate_bps", "SUITE_METRICS"]
 
-# Metrics the suite computes on every rate point (VMAF is added by the anchors/BD-rate stage).
-SUITE_METRICS: tuple[str, ...] = ("psnr", "ssim")
+# Metrics the suite computes on every rate point, candidates and anchors alike.
+SUITE_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms_ssim", "vmaf", "vmaf_neg")
+MEASURE_VERSION = "1"  # bump when bit counting or what `measure` records changes
+
+
+def metrics_for(video: Video, wanted: tuple[str, ...] = SUITE_METRICS) -> tuple[str, ...]:
+    """The metrics that apply to a clip: libvmaf crashes on frames with a side of 16 or less."""
+    if min(video.width, video.height) <= VMAF_MIN_SIDE - 1:
+        return tuple(m for m in wanted if m not in ("vmaf", "vmaf_neg"))
+    return wanted
+
+
+def measurement_versions(metrics: tuple[str, ...] = SUITE_METRICS) -> dict[str, str]:
+    """Everything a cached measurement depends on besides the clip and the codec."""
+    return {"measure": MEASURE_VERSION, **metric_versions(metrics)}
 
 
 def bitrate_bps(n_bytes: int, source: Video) -> float:
@@ -34,6 +48,18 @@ class Measurement:
     mean: dict[str, float]
     per_frame: dict[str, list[float]] = field(repr=False)
 
+    @classmethod
+    def from_json(cls, data: dict) -> Measurement:
+        return cls(
+            bytes=int(data["bytes"]),
+            bitrate_bps=float(data["bitrate_bps"]),
+            bits_per_pixel=float(data["bits_per_pixel"]),
+            bitstream_sha256=str(data["bitstream_sha256"]),
+            decoded_sha256=str(data["decoded_sha256"]),
+            mean={k: float(v) for k, v in data["metrics"].items()},
+            per_frame={k: [float(x) for x in v] for k, v in data["per_frame"].items()},
+        )
+
     def to_json(self) -> dict[str, object]:
         return {
             "bytes": self.bytes,
@@ -48,7 +74,7 @@ class Measurement:
 
 def measure(source: Video, bitstream: bytes, decoded: Video, *, metrics=SUITE_METRICS) -> Measurement:
     """Measure `bitstream` and its decode against `source` (which must have the same format)."""
-    result = compute_metrics(source, decoded, metrics=metrics)
+    result = compute_metrics(source, decoded, metrics=metrics_for(source, tuple(metrics)))
     per_frame = {k: [float(x) for x in v] for k, v in result.per_frame.items()}
     return Measurement(
         bytes=len(bitstream),

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from harness.candidate import discover_candidates, select_candidates
-from harness.clips import resolve_clip_set
+from harness.anchors import load_anchor_specs
+from harness.cache import ResultCache
+from harness.clips import default_cache_dir, resolve_clip_set
 from harness.config import load_suite_config
 from harness.errors import HarnessError
 from harness.judge import Judge
@@ -40,6 +42,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--sandbox-gpu", action="store_true", help="pass NVIDIA devices into the sandbox")
     group.addoption("--report-dir", default=None, help="where the JSON result goes (default: <rootdir>/reports)")
+    group.addoption(
+        "--cache-dir", default=None, help="anchor result cache (default: ~/.cache/codec-harness)"
+    )
+    group.addoption("--refresh-anchors", action="store_true", help="re-encode anchors, ignoring the cache")
 
 
 @dataclass
@@ -77,6 +83,11 @@ class SuiteSession:
             return  # an xdist worker: the controller writes the result
         if not self.collector.has_results:
             return
+        if self._judge is not None:
+            self.collector.settings["anchor_cache"] = {
+                **self._judge.cache.stats(),
+                "anchor_encodes": self._judge.anchor_encodes,
+            }
         report_dir = Path(self.option("report_dir") or self.root / "reports")
         self.collector.written = self.collector.write(report_dir, root=self.root)
 
@@ -90,6 +101,10 @@ class SuiteSession:
             found = discover_candidates(self.option("candidates_dir") or self.root / "candidates")
             names = [n.strip() for n in (self.option("candidates") or "").split(",") if n.strip()]
             candidates = select_candidates(found, names or None)
+            anchors = load_anchor_specs(fixtures / "anchors.toml")
+            missing = [a for a in suite.compare_anchors if a not in anchors]
+            if missing:
+                raise HarnessError(f"suite.toml names anchors {missing} that anchors.toml lacks: {sorted(anchors)}")
             sandbox = Sandbox(
                 mode=self.option("sandbox"),
                 gpu=self.option("sandbox_gpu"),
@@ -108,6 +123,11 @@ class SuiteSession:
             candidates=candidates,
             max_frames=frames,
             scratch=scratch,
+            anchors={name: anchors[name] for name in suite.compare_anchors},
+            cache=ResultCache(
+                Path(self.option("cache_dir") or default_cache_dir()),
+                refresh=self.option("refresh_anchors"),
+            ),
         )
         self.collector.settings.update(
             clip_set=set_name,
@@ -140,7 +160,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cands = list(judge.candidates)
     clips = list(judge.clips)
     if "rung" in names:
-        rungs = range(len(judge.config.ladder_bpp))
+        rungs = range(judge.rung_count)
         combos = list(itertools.product(cands, clips, rungs))
         metafunc.parametrize(
             ("candidate", "clip", "rung"), combos, ids=[f"{c}-{k}-r{r}" for c, k, r in combos]

@@ -88,6 +88,7 @@ class ResultCollector:
         self.settings: dict[str, object] = {}
         self.clips: dict[str, dict] = {}
         self.candidates: dict[str, dict] = {}
+        self.anchors: dict[str, dict] = {}
         self.tests: dict[str, dict] = {}
         self.written: Path | None = None
 
@@ -108,6 +109,10 @@ class ResultCollector:
             self._candidate(item["candidate"])["points"][f"{item['clip']}/{item['rung']}"] = item
         elif kind == "determinism":
             self._candidate(item["candidate"])["determinism"][item["clip"]] = item
+        elif kind == "bd":
+            self._candidate(item["candidate"]).setdefault("bd", {})[item["clip"]] = item["results"]
+        elif kind == "anchor":
+            self.anchors.setdefault(item["clip"], {})[item["anchor"]] = item["points"]
         elif kind == "settings":
             self.settings.update(item)
 
@@ -131,6 +136,7 @@ class ResultCollector:
             "git": git_info(root),
             "settings": self.settings,
             "clips": self.clips,
+            "anchors": self.anchors,
             "candidates": self.candidates,
             "tests": self.tests,
             "summary": {o: outcomes.count(o) for o in sorted(set(outcomes))},
