@@ -21,6 +21,7 @@ def write_json_atomic(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(data, out, indent=1, sort_keys=False, allow_nan=False)
             out.write("\n")
@@ -124,6 +125,7 @@ class ResultCollector:
 
     def document(self, root: Path) -> dict[str, object]:
         for cand in self.candidates.values():
+            cand["bd_overall"] = overall_bd(cand.get("bd", {}))
             outcomes = [t["outcome"] for t in cand["tests"].values()]
             cand["summary"] = {o: outcomes.count(o) for o in sorted(set(outcomes))}
             cand["passed_all"] = bool(outcomes) and all(o == "passed" for o in outcomes)
@@ -149,6 +151,28 @@ class ResultCollector:
         write_json_atomic(path, doc)
         write_json_atomic(report_dir / "latest.json", doc)
         return path
+
+
+def overall_bd(per_clip: dict[str, dict[str, dict[str, dict]]]) -> dict[str, dict[str, dict]]:
+    """Mean BD-rate over clips per anchor and metric, of comparable clips only; the others listed."""
+    out: dict[str, dict[str, dict]] = {}
+    for clip, anchors in sorted(per_clip.items()):
+        for anchor, metrics in anchors.items():
+            for metric, result in metrics.items():
+                slot = out.setdefault(anchor, {}).setdefault(
+                    metric, {"bd_rate": None, "clips": [], "excluded": {}, "values": {}}
+                )
+                if result.get("comparable") and result.get("bd_rate") is not None:
+                    slot["values"][clip] = result["bd_rate"]
+                    slot["clips"].append(clip)
+                else:
+                    slot["excluded"][clip] = result.get("warning") or "not comparable"
+    for metrics in out.values():
+        for slot in metrics.values():
+            values = list(slot["values"].values())
+            slot["bd_rate"] = sum(values) / len(values) if values else None
+            slot["worst_clip"] = max(slot["values"], key=slot["values"].get) if values else None
+    return out
 
 
 def _candidate_of(nodeid: str) -> str | None:

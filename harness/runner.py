@@ -204,6 +204,9 @@ class Runner:
         rss = status.get("peak_rss_bytes")
         if isinstance(rss, int) and rss > raw.peak_rss_bytes:
             base["peak_rss_bytes"] = rss
+        cpu = status.get("cpu_s")
+        if isinstance(cpu, (int, float)) and cpu > raw.cpu_s:
+            base["cpu_s"] = float(cpu)
         if raw.returncode != 0:
             return Outcome(ok=False, **self._no_status(raw), **base)
         if status.get("ok") is True:

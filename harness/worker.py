@@ -190,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     if os.getpid() != main_pid:
         os._exit(1)  # a process the candidate forked must not write the status
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    status["peak_rss_bytes"] = usage.ru_maxrss * 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    status["peak_rss_bytes"] = max(usage.ru_maxrss, children.ru_maxrss) * 1024
+    status["cpu_s"] = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
     json.dump(status, status_file)
     status_file.flush()
     # Skip interpreter teardown: a candidate's atexit hooks or threads must not change the verdict.
