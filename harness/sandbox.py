@@ -242,7 +242,6 @@ class Sandbox:
     ) -> RawRun:
         """Run `python -m harness.worker *worker_args` sandboxed; `env` is the whole environment."""
         harness_dir = Path(__file__).resolve().parent
-        python = os.path.realpath(sys.executable) if self.mode == "none" else sys.executable
         env = dict(env)
         if self.mode == "bwrap":
             env["PYTHONPATH"] = SANDBOX_LIB
@@ -257,7 +256,7 @@ class Sandbox:
             popen_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         else:
             env["PYTHONPATH"] = str(harness_dir.parent)
-            argv = [python, "-s", "-B", "-m", "harness.worker", *worker_args, "--candidate", str(candidate)]
+            argv = [sys.executable, "-s", "-B", "-m", "harness.worker", *worker_args, "--candidate", str(candidate)]
             popen_env = env
         argv += ["--processes", str(limits.processes)]
         return _run(argv, env=popen_env, limits=limits, pass_fds=pass_fds)
