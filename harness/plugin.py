@@ -27,6 +27,7 @@ from harness.runner import Runner
 from harness.sandbox import Sandbox
 
 PROPERTY = "codec_harness"
+CANDIDATE_PROPERTY = "codec_harness_candidate"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,11 +73,20 @@ class SuiteSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
             return
-        records = [json.loads(value) for name, value in report.user_properties if name == PROPERTY]
-        for item in records:
-            self.collector.add(item)
-        if records or "candidate" in getattr(report, "keywords", {}) or "/benchmarks/" in f"/{report.nodeid}":
-            self.collector.add_test(report.nodeid, report.outcome, _reason(report))
+        props = dict(report.user_properties)
+        for name, value in report.user_properties:
+            if name == PROPERTY:
+                self.collector.add(json.loads(value))
+        if CANDIDATE_PROPERTY in props or "benchmarks/" in report.nodeid:
+            self.collector.add_test(
+                report.nodeid, report.outcome, _reason(report), candidate=props.get(CANDIDATE_PROPERTY)
+            )
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            if "candidate" in params:
+                item.user_properties.append((CANDIDATE_PROPERTY, params["candidate"]))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):

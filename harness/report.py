@@ -117,11 +117,10 @@ class ResultCollector:
         elif kind == "settings":
             self.settings.update(item)
 
-    def add_test(self, nodeid: str, outcome: str, reason: str | None) -> None:
+    def add_test(self, nodeid: str, outcome: str, reason: str | None, *, candidate: str | None = None) -> None:
         self.tests[nodeid] = {"outcome": outcome, "reason": reason}
-        cand = _candidate_of(nodeid)
-        if cand is not None:
-            self._candidate(cand)["tests"][nodeid] = self.tests[nodeid]
+        if candidate is not None:
+            self._candidate(candidate)["tests"][nodeid] = self.tests[nodeid]
 
     def document(self, root: Path) -> dict[str, object]:
         for cand in self.candidates.values():
@@ -173,9 +172,3 @@ def overall_bd(per_clip: dict[str, dict[str, dict[str, dict]]]) -> dict[str, dic
             slot["bd_rate"] = sum(values) / len(values) if values else None
             slot["worst_clip"] = max(slot["values"], key=slot["values"].get) if values else None
     return out
-
-
-def _candidate_of(nodeid: str) -> str | None:
-    if "[" not in nodeid:
-        return None
-    return nodeid.rsplit("[", 1)[1].rstrip("]").split("-", 1)[0]
