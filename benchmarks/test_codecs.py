@@ -37,6 +37,7 @@ def _point(judge, candidate, clip, rung, record):
 
 def test_contract(judge, candidate, record):
     """The candidate imports in the sandbox and defines encode(video, target_bitrate) and decode(bitstream)."""
+    record("run", **judge.run_info)
     cand = judge.candidates[candidate]
     outcome = judge.check(candidate)
     record(
@@ -120,6 +121,15 @@ def test_bd_rate(judge, candidate, clip, record):
         "bd", candidate=candidate, clip=clip,
         results={a: {m: r.to_json() for m, r in per.items()} for a, per in results.items()},
     )
+    if judge.champion and candidate != judge.champion:
+        try:
+            vs = judge.bd_vs_candidate(candidate, judge.champion, clip)
+        except HarnessError as err:
+            pytest.fail(f"{candidate} on {clip}: no comparison with the champion: {err}", pytrace=False)
+        record(
+            "bd_vs_champion", candidate=candidate, clip=clip, champion=judge.champion,
+            results={m: r.to_json() for m, r in vs.items()},
+        )
     cfg = judge.config
     primary = results[cfg.rate_anchor].get(cfg.bd_metrics[0])
     assert primary is not None, f"{cfg.bd_metrics[0]} was not measured on {clip}"

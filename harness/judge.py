@@ -144,6 +144,7 @@ class Judge:
         config: SuiteConfig,
         clips: list[Clip],
         candidates: list[CandidateSource],
+        champion: str | None = None,
         max_frames: int | None,
         scratch: Path,
         anchors: dict[str, AnchorSpec],
@@ -153,6 +154,8 @@ class Judge:
         self.config = config
         self.clips = {c.name: c for c in clips}
         self.candidates = {c.name: c for c in candidates}
+        self.champion = champion if champion in self.candidates else None
+        self.run_info: dict[str, object] = {}
         self.max_frames = max_frames
         self.store = ClipStore(scratch)
         self.anchor_specs = anchors
@@ -227,28 +230,41 @@ class Judge:
             self._anchor_curves[key] = points
         return self._anchor_curves[key]
 
-    def bd(self, candidate: str, clip: str) -> dict[str, dict[str, BDResult]]:
-        """BD-rate of the candidate against each anchor on each BD metric; raises if a point failed."""
+    def curve(self, candidate: str, clip: str) -> list[Measurement]:
+        """The candidate's measurements at every rate point; raises naming the first failed point."""
         points = [self.point(candidate, clip, r) for r in range(self.rung_count)]
         failed = [p for p in points if not p.ok]
         if failed:
             raise HarnessError(
-                f"no rate-distortion curve: {len(failed)} of {len(points)} rate points failed "
+                f"no rate-distortion curve for {candidate}: {len(failed)} of {len(points)} rate points failed "
                 f"(first: {failed[0].point.id}: {failed[0].failure})"
             )
-        out: dict[str, dict[str, BDResult]] = {}
-        for anchor in self.config.compare_anchors:
-            curve = self.anchor_curve(clip, anchor)
-            out[anchor] = {}
-            for metric in self.config.bd_metrics:
-                if metric not in points[0].measurement.mean or metric not in curve[0].measurement.mean:
-                    continue
-                ref = [(p.measurement.bitrate_bps, p.measurement.mean[metric]) for p in curve]
-                test = [(p.measurement.bitrate_bps, p.measurement.mean[metric]) for p in points]
-                out[anchor][metric] = bd_rate(
-                    sorted(ref), sorted(test), method=self.config.bd_method
+        return [p.measurement for p in points]
+
+    def _bd_metrics(self, ref: list[Measurement], test: list[Measurement]) -> dict[str, BDResult]:
+        out = {}
+        for metric in self.config.bd_metrics:
+            if metric in ref[0].mean and metric in test[0].mean:
+                out[metric] = bd_rate(
+                    sorted((m.bitrate_bps, m.mean[metric]) for m in ref),
+                    sorted((m.bitrate_bps, m.mean[metric]) for m in test),
+                    method=self.config.bd_method,
                 )
         return out
+
+    def bd_vs_candidate(self, candidate: str, reference: str, clip: str) -> dict[str, BDResult]:
+        """BD-rate of `candidate` against another candidate (the champion) on each BD metric."""
+        return self._bd_metrics(self.curve(reference, clip), self.curve(candidate, clip))
+
+    def bd(self, candidate: str, clip: str) -> dict[str, dict[str, BDResult]]:
+        """BD-rate of the candidate against each anchor on each BD metric; raises if a point failed."""
+        points = [self.point(candidate, clip, r) for r in range(self.rung_count)]
+        self.curve(candidate, clip)
+        mine = [p.measurement for p in points]
+        return {
+            anchor: self._bd_metrics([p.measurement for p in self.anchor_curve(clip, anchor)], mine)
+            for anchor in self.config.compare_anchors
+        }
 
     def check(self, candidate: str) -> Outcome:
         if candidate not in self._checks:

@@ -22,6 +22,7 @@ from harness.clips import default_cache_dir, resolve_clip_set
 from harness.config import load_suite_config
 from harness.errors import HarnessError
 from harness.judge import Judge
+from harness.ledger import Ledger
 from harness.report import ResultCollector
 from harness.runner import Runner
 from harness.sandbox import Sandbox
@@ -47,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--cache-dir", default=None, help="anchor result cache (default: ~/.cache/codec-harness)"
     )
     group.addoption("--refresh-anchors", action="store_true", help="re-encode anchors, ignoring the cache")
+    group.addoption(
+        "--ledger", default=None, help="adoption ledger whose champion is compared with (default: <rootdir>/ledger.jsonl)"
+    )
 
 
 @dataclass
@@ -55,6 +59,8 @@ class SuiteSession:
 
     config: pytest.Config
     collector: ResultCollector = field(default_factory=ResultCollector)
+    # What tests record once per run (settings, champion): travels with reports, so xdist works.
+    run_info: dict[str, object] = field(default_factory=dict)
     _judge: Judge | None = None
 
     def option(self, name: str):
@@ -87,6 +93,10 @@ class SuiteSession:
             params = getattr(getattr(item, "callspec", None), "params", {})
             if "candidate" in params:
                 item.user_properties.append((CANDIDATE_PROPERTY, params["candidate"]))
+                # With pytest-xdist --dist loadgroup, all tests of one candidate x clip run on one
+                # worker, so each encode/decode happens once (the Judge remembers it per process).
+                group = f"{params['candidate']}-{params.get('clip', '')}"
+                item.add_marker(pytest.mark.xdist_group(group))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
@@ -101,6 +111,29 @@ class SuiteSession:
         report_dir = Path(self.option("report_dir") or self.root / "reports")
         self.collector.written = self.collector.write(report_dir, root=self.root)
 
+    def _champion(self, found, candidates) -> str | None:
+        """The ledger's champion, added to the run so every other candidate is compared with it."""
+        ledger = Ledger(self.option("ledger") or self.root / "ledger.jsonl")
+        entry = ledger.champion()
+        if entry is None:
+            self.run_info["champion"] = None
+            return None
+        info: dict[str, object] = {"name": entry.candidate, "sha256": entry.source_sha256, "ledger_seq": entry.seq}
+        source = next((c for c in found if c.name == entry.candidate), None)
+        if source is None:
+            info["warning"] = f"the champion {entry.candidate} is not in the candidates folder; no comparison"
+            self.run_info["champion"] = info
+            return None
+        if source.sha256 != entry.source_sha256:
+            info["warning"] = (
+                f"{entry.candidate}'s source changed since its adoption (ledger {entry.source_sha256[:12]}, "
+                f"now {source.sha256[:12]}): compared with the current file"
+            )
+        if source not in candidates:
+            candidates.append(source)
+        self.run_info["champion"] = info
+        return entry.candidate
+
     def _build(self) -> Judge:
         fixtures = Path(self.option("fixtures_dir") or self.root / "fixtures")
         try:
@@ -111,6 +144,7 @@ class SuiteSession:
             found = discover_candidates(self.option("candidates_dir") or self.root / "candidates")
             names = [n.strip() for n in (self.option("candidates") or "").split(",") if n.strip()]
             candidates = select_candidates(found, names or None)
+            champion = self._champion(found, candidates)
             anchors = load_anchor_specs(fixtures / "anchors.toml")
             missing = [a for a in suite.compare_anchors if a not in anchors]
             if missing:
@@ -131,6 +165,7 @@ class SuiteSession:
             config=suite,
             clips=clips,
             candidates=candidates,
+            champion=champion,
             max_frames=frames,
             scratch=scratch,
             anchors={name: anchors[name] for name in suite.compare_anchors},
@@ -139,7 +174,8 @@ class SuiteSession:
                 refresh=self.option("refresh_anchors"),
             ),
         )
-        self.collector.settings.update(
+        judge.run_info = self.run_info
+        self.run_info["settings"] = dict(
             clip_set=set_name,
             frames=frames,
             suite=suite.to_json(),

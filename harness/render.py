@@ -859,8 +859,9 @@ def _md(text: object, limit: int = 200) -> str:
     line = " ".join(str("" if text is None else text).split())
     if len(line) > limit:
         line = line[: limit - 1] + "…"
-    line = _MD_SPECIAL.sub(r"\\\1", html.escape(line, quote=False))
-    return "\\" + line if line[:1] in ("#", "+", "-", "=", ">", "!") or re.match(r"\d+[.)]", line) else line
+    line = _MD_SPECIAL.sub(r"\\\1", html.escape(line, quote=False)).replace("@", "@\u200b")  # no @mentions
+    line = re.sub(r"^(\d+)([.)])", r"\1\\\2", line)  # not an ordered list
+    return "\\" + line if line[:1] in ("#", "+", "-", "=", ">", "!") else line
 
 
 def _code(text: object, limit: int = 100) -> str:

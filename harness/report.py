@@ -90,6 +90,7 @@ class ResultCollector:
         self.clips: dict[str, dict] = {}
         self.candidates: dict[str, dict] = {}
         self.anchors: dict[str, dict] = {}
+        self.champion: dict[str, object] | None = None
         self.tests: dict[str, dict] = {}
         self.written: Path | None = None
 
@@ -112,6 +113,14 @@ class ResultCollector:
             self._candidate(item["candidate"])["determinism"][item["clip"]] = item
         elif kind == "bd":
             self._candidate(item["candidate"]).setdefault("bd", {})[item["clip"]] = item["results"]
+        elif kind == "bd_vs_champion":
+            slot = self._candidate(item["candidate"]).setdefault(
+                "bd_vs_champion", {"champion": item["champion"], "per_clip": {}}
+            )
+            slot["per_clip"][item["clip"]] = item["results"]
+        elif kind == "run":
+            self.champion = item.get("champion")
+            self.settings.update(item.get("settings", {}))
         elif kind == "anchor":
             self.anchors.setdefault(item["clip"], {})[item["anchor"]] = item["points"]
         elif kind == "settings":
@@ -125,6 +134,11 @@ class ResultCollector:
     def document(self, root: Path) -> dict[str, object]:
         for cand in self.candidates.values():
             cand["bd_overall"] = overall_bd(cand.get("bd", {}))
+            vs = cand.get("bd_vs_champion")
+            if vs:
+                vs["overall"] = overall_bd({clip: {"champion": r} for clip, r in vs["per_clip"].items()})["champion"]
+                if self.champion:
+                    vs["champion_sha256"] = self.champion.get("sha256")
             outcomes = [t["outcome"] for t in cand["tests"].values()]
             cand["summary"] = {o: outcomes.count(o) for o in sorted(set(outcomes))}
             cand["passed_all"] = bool(outcomes) and all(o == "passed" for o in outcomes)
@@ -138,6 +152,7 @@ class ResultCollector:
             "settings": self.settings,
             "clips": self.clips,
             "anchors": self.anchors,
+            "champion": self.champion,
             "candidates": self.candidates,
             "tests": self.tests,
             "summary": {o: outcomes.count(o) for o in sorted(set(outcomes))},
