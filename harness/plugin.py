@@ -53,7 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a pytest plugin: must stay hashable
 class SuiteSession:
     """Everything one run knows; built lazily so that plain `pytest tests/` pays nothing."""
 

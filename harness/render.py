@@ -860,13 +860,15 @@ def _md(text: object, limit: int = 200) -> str:
     if len(line) > limit:
         line = line[: limit - 1] + "…"
     line = _MD_SPECIAL.sub(r"\\\1", html.escape(line, quote=False)).replace("@", "@\u200b")  # no @mentions
-    line = re.sub(r"^(\d+)([.)])", r"\1\\\2", line)  # not an ordered list
-    return "\\" + line if line[:1] in ("#", "+", "-", "=", ">", "!") else line
+    line = re.sub(r"^(\d+)([.)])(?=\s|$)", r"\1\\\2", line)  # not an ordered list
+    return "\\" + line if line[:1] in ("#", ">") or re.match(r"[+-](\s|$)", line) else line
 
 
 def _code(text: object, limit: int = 100) -> str:
     """Untrusted text as a Markdown code span (shown literally; backticks cannot end it early)."""
     line = " ".join(str("" if text is None else text).split()).replace("`", "'")
+    if re.search(r"[<>&@]", line):  # literal in a code span, but keep raw HTML out of the comment entirely
+        return _md(line, limit)
     if len(line) > limit:
         line = line[: limit - 1] + "…"
     return f"`{line}`" if line else "``"

@@ -215,6 +215,10 @@ class Runner:
         message = str(status.get("message", "no message"))
         if kind == "exception" and ("MemoryError" in message or "Cannot allocate memory" in message):
             kind = "memory"
+        if kind == "exception" and "can't start new thread" in message:
+            kind = "processes"
+            message += f" (process/thread limit {lim.processes})"
+        if kind == "memory":
             message += f" (address-space limit {lim.memory_bytes >> 20} MiB)"
         extra = {"traceback": status["traceback"]} if status.get("traceback") else {}
         return Outcome(ok=False, kind=kind, message=message, extra=extra, **base)
@@ -223,8 +227,9 @@ class Runner:
         lim = self.limits
         code = raw.returncode
         tail = raw.stderr.strip().splitlines()[-1:] or [""]
-        if code < 0:
-            sig = -code
+        # bwrap reports its child's death by signal N as exit status 128 + N.
+        sig = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else 0
+        if sig:
             if sig == signal.SIGXCPU:
                 return {"kind": "cpu_time", "message": f"killed at the CPU-time limit of {lim.cpu_s} s"}
             if sig == signal.SIGXFSZ:

