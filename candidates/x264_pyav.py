@@ -69,6 +69,7 @@ def _make_frames(video: Video, width2: int, height2: int) -> list:
         stacked = np.concatenate([np.ascontiguousarray(p).ravel() for p in (y, video.u[i], video.v[i])])
         frame = av.VideoFrame.from_ndarray(stacked.reshape(height2 * 3 // 2, width2), format="yuv420p")
         frame.pts = i
+        frame.time_base = Fraction(1, 1) / Fraction(video.fps)
         frames.append(frame)
     return frames
 
@@ -104,7 +105,10 @@ def _encode_packets(frames: list, width2: int, height2: int, fps: Fraction, crf:
     ctx.time_base = 1 / fps
     ctx.framerate = fps
     ctx.thread_count = 1
-    ctx.options = {"preset": "medium", "crf": f"{crf:.2f}", "x264-params": "log-level=error:threads=1:lookahead-threads=1:sliced-threads=0"}
+    # force-cfr: rate control from frame counts, not timestamps. Without it x264's output
+    # changed between processes (PyAV hands over frames whose time base was never set).
+    params = "log-level=error:threads=1:lookahead-threads=1:sliced-threads=0:sync-lookahead=0:force-cfr=1"
+    ctx.options = {"preset": "medium", "crf": f"{crf:.2f}", "x264-params": params}
     packets = []
     for frame in frames:
         packets.extend(bytes(p) for p in ctx.encode(frame))
