@@ -222,5 +222,10 @@ class ClipStore:
                 tmp = raw.with_suffix(f".{os.getpid()}.tmp")
                 video.save(tmp)
                 os.replace(tmp, raw)
+            # From here on the planes are the raw file's pages: one copy for the parent's
+            # measurements and every sandboxed encoder that reads the same file.
+            sha = video.sha256()
+            video = Video.load(raw, mmap=True)
+            video._sha.append(sha)
             self._decoded[key] = _Decoded(video, info, raw)
         return self._decoded[key]

@@ -119,8 +119,12 @@ class Comparison:
             mine = [c for c in self.changes if c.candidate == cand]
             nb = sum(c.direction == "better" for c in mine)
             nw = sum(c.direction == "worse" for c in mine)
-            lines += [f"#### {_md(cand, 60)}: {nb} better, {nw} worse", "",
-                      "| Clip | What | Old | New | Change |", "|---|---|---|---|---|"]
+            lines += [
+                f"#### {_md(cand, 60)}: {nb} better, {nw} worse",
+                "",
+                "| Clip | What | Old | New | Change |",
+                "|---|---|---|---|---|",
+            ]
             for c in mine[:max_rows]:
                 clip = _md(c.clip, 60) if c.clip else "all clips"
                 lines.append(
@@ -171,8 +175,12 @@ def _settings_warnings(old: _View, new: _View, out: list[str]) -> None:
         a, b = old.settings.get(key), new.settings.get(key)
         if a != b:
             out.append(f"{label} differs: {a} vs {b}")
-    for key, label in (("rate_anchor", "rate anchor"), ("bd_method", "BD-rate method"),
-                       ("ladder_bpp", "rate ladder"), ("bd_metrics", "BD metrics")):
+    for key, label in (
+        ("rate_anchor", "rate anchor"),
+        ("bd_method", "BD-rate method"),
+        ("ladder_bpp", "rate ladder"),
+        ("bd_metrics", "BD metrics"),
+    ):
         a, b = old.suite.get(key), new.suite.get(key)
         if a != b:
             out.append(f"{label} differs: {a} vs {b}")
@@ -215,13 +223,22 @@ def _bd_change(cand: str, clip: str | None, what: str, a: object, b: object, kin
     if va is None and vb is None:
         return None
     if va is None or vb is None:
-        return Change(cand, clip, what, _fmt_bd(va), _fmt_bd(vb),
-                      "now comparable" if va is None else "no longer comparable",
-                      "better" if va is None else "worse", kind)
+        return Change(
+            cand,
+            clip,
+            what,
+            _fmt_bd(va),
+            _fmt_bd(vb),
+            "now comparable" if va is None else "no longer comparable",
+            "better" if va is None else "worse",
+            kind,
+        )
     delta = vb - va
     if abs(delta) < THRESHOLDS["bd_rate"]:
         return None
-    return Change(cand, clip, what, _fmt_bd(va), _fmt_bd(vb), f"{delta:+.1f} pp", _direction(delta, True), kind)
+    return Change(
+        cand, clip, what, _fmt_bd(va), _fmt_bd(vb), f"{delta:+.1f} pp", _direction(delta, True), kind
+    )
 
 
 def _point_changes(cand: str, old_c: Mapping, new_c: Mapping, out: list[Change]) -> None:
@@ -232,23 +249,57 @@ def _point_changes(cand: str, old_c: Mapping, new_c: Mapping, out: list[Change])
         rung = str(b.get("rung") or key.rsplit("/", 1)[-1])
         fa, fb = a.get("failure"), b.get("failure")
         if bool(fa) != bool(fb):
-            out.append(Change(cand, clip, f"{rung}: round trip", "failed" if fa else "ok", "failed" if fb else "ok",
-                              str(fb or "")[:160], "worse" if fb else "better", "failure"))
+            out.append(
+                Change(
+                    cand,
+                    clip,
+                    f"{rung}: round trip",
+                    "failed" if fa else "ok",
+                    "failed" if fb else "ok",
+                    str(fb or "")[:160],
+                    "worse" if fb else "better",
+                    "failure",
+                )
+            )
         ma, mb = _dict(a.get("measurement")), _dict(b.get("measurement"))
         if not ma or not mb:
             continue
         ra, rb = _finite(ma.get("bitrate_bps")), _finite(mb.get("bitrate_bps"))
         if ra and rb and abs(rb / ra - 1) >= THRESHOLDS["bitrate"]:
-            out.append(Change(cand, clip, f"{rung} bitrate", f"{ra / 1000:.1f} kbps", f"{rb / 1000:.1f} kbps",
-                              f"{(rb / ra - 1) * 100:+.1f} %", _direction(rb - ra, True), "point"))
+            out.append(
+                Change(
+                    cand,
+                    clip,
+                    f"{rung} bitrate",
+                    f"{ra / 1000:.1f} kbps",
+                    f"{rb / 1000:.1f} kbps",
+                    f"{(rb / ra - 1) * 100:+.1f} %",
+                    _direction(rb - ra, True),
+                    "point",
+                )
+            )
         for metric in POINT_METRICS:
             qa = _finite(_dict(ma.get("metrics")).get(metric))
             qb = _finite(_dict(mb.get("metrics")).get(metric))
             if qa is None or qb is None or abs(qb - qa) < THRESHOLDS[metric]:
                 continue
-            fmt, unit = (".4f", "") if metric.startswith("ssim") else (".2f", " dB" if metric.startswith("psnr") else "")
-            out.append(Change(cand, clip, f"{rung} {_label(metric)}", f"{qa:{fmt}}{unit}", f"{qb:{fmt}}{unit}",
-                              f"{qb - qa:+{fmt}}{unit}", _direction(qb - qa, False), "point"))
+            fmt, unit = (
+                (".4f", "")
+                if metric.startswith("ssim")
+                else (".2f", " dB" if metric.startswith("psnr") else "")
+            )
+            out.append(
+                Change(
+                    cand,
+                    clip,
+                    f"{rung} {_label(metric)}",
+                    f"{qa:{fmt}}{unit}",
+                    f"{qb:{fmt}}{unit}",
+                    f"{qb - qa:+{fmt}}{unit}",
+                    _direction(qb - qa, False),
+                    "point",
+                )
+            )
 
 
 def _identical_bitstreams(old_c: Mapping, new_c: Mapping) -> int:
@@ -297,25 +348,47 @@ def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
                 continue
             _, clip, _ = _test_params(nodeid)
             reason = str(_dict(test).get("reason") or _dict(old_tests[nodeid]).get("reason") or "")
-            changes.append(Change(cand, clip, _test_label(nodeid), str(oa), str(ob),
-                                  " ".join(reason.split())[:160], "better" if ob == "passed" else "worse", "test"))
+            changes.append(
+                Change(
+                    cand,
+                    clip,
+                    _test_label(nodeid),
+                    str(oa),
+                    str(ob),
+                    " ".join(reason.split())[:160],
+                    "better" if ob == "passed" else "worse",
+                    "test",
+                )
+            )
         added = [n for n in new_tests if n not in old_tests]
         removed = [n for n in old_tests if n not in new_tests]
         if added or removed:
-            cmp.notes.append(f"{cand}: {len(added)} test(s) only in the new report, {len(removed)} only in the old")
+            cmp.notes.append(
+                f"{cand}: {len(added)} test(s) only in the new report, {len(removed)} only in the old"
+            )
         # BD-rate over all clips, then per clip
         for metric in new.bd_metrics:
-            ch = _bd_change(cand, None, f"BD-rate vs {anchor}, {_label(metric)}",
-                            old.overall(cand, metric, anchor).get("bd_rate"),
-                            new.overall(cand, metric, anchor).get("bd_rate"), "bd_overall")
+            ch = _bd_change(
+                cand,
+                None,
+                f"BD-rate vs {anchor}, {_label(metric)}",
+                old.overall(cand, metric, anchor).get("bd_rate"),
+                new.overall(cand, metric, anchor).get("bd_rate"),
+                "bd_overall",
+            )
             if ch:
                 changes.append(ch)
         clips = [c for c in new.clip_names() if c in old.clip_names()]
         for clip in clips:
             for metric in new.bd_metrics:
-                ch = _bd_change(cand, clip, f"BD-rate vs {anchor}, {_label(metric)}",
-                                old.clip_bd(cand, clip, metric, anchor).get("bd_rate"),
-                                new.clip_bd(cand, clip, metric, anchor).get("bd_rate"), "bd")
+                ch = _bd_change(
+                    cand,
+                    clip,
+                    f"BD-rate vs {anchor}, {_label(metric)}",
+                    old.clip_bd(cand, clip, metric, anchor).get("bd_rate"),
+                    new.clip_bd(cand, clip, metric, anchor).get("bd_rate"),
+                    "bd",
+                )
                 if ch:
                     changes.append(ch)
         _point_changes(cand, old_c, new_c, changes)
@@ -348,8 +421,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("old", help="the earlier JSON report")
     parser.add_argument("new", help="the later JSON report")
-    parser.add_argument("--format", choices=("markdown", "text"), default="markdown", help="default: markdown")
+    parser.add_argument(
+        "--format", choices=("markdown", "text"), default="markdown", help="default: markdown"
+    )
     parser.add_argument("--output", "-o", metavar="OUT", help="write here instead of stdout")
     parser.add_argument("--fail-on-worse", action="store_true", help="exit 1 when anything got worse")
     parser.set_defaults(func=_cli_compare)
-

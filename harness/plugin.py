@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,7 +161,9 @@ class SuiteSession:
         frames = self.option("frames") or suite.default_frames
         if frames < 1:
             raise pytest.UsageError(f"--frames must be at least 1, got {frames}")
-        scratch = Path(tempfile.mkdtemp(prefix="codec-harness-"))
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        scratch = Path(tempfile.mkdtemp(prefix="codec-harness-", dir=shm))
+        self.config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
         judge = Judge(
             runner=Runner(sandbox=sandbox, limits=suite.limits),
             config=suite,

@@ -34,9 +34,9 @@ from harness.bdrate import describe
 from harness.errors import HarnessError
 
 __all__ = [
-    "ReportError",
     "SCHEMA_PATH",
     "SUPPORTED_SCHEMA_VERSIONS",
+    "ReportError",
     "bd_words",
     "load_report",
     "register",
@@ -110,7 +110,9 @@ def _validator():
         try:
             from jsonschema import Draft202012Validator
         except ImportError as err:  # pragma: no cover - a declared dependency
-            raise ReportError("validating a report needs the 'jsonschema' package: pip install jsonschema") from err
+            raise ReportError(
+                "validating a report needs the 'jsonschema' package: pip install jsonschema"
+            ) from err
         schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
         Draft202012Validator.check_schema(schema)
         _VALIDATOR = Draft202012Validator(schema)
@@ -157,7 +159,11 @@ def validate_report(doc: object) -> None:
             "(JSON has no NaN or Infinity; a missing value must be null)"
         )
     version = doc.get("schema_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version not in SUPPORTED_SCHEMA_VERSIONS:
+    if (
+        isinstance(version, int)
+        and not isinstance(version, bool)
+        and version not in SUPPORTED_SCHEMA_VERSIONS
+    ):
         raise ReportError(
             f"report is invalid at $.schema_version: version {version} is not one this harness reads "
             f"({', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}); render it with the harness that wrote it"
@@ -221,8 +227,7 @@ def _label(metric: str) -> str:
 def _first_line(text: object, limit: int = 200) -> str:
     line = next((ln.strip() for ln in str(text or "").splitlines() if ln.strip()), "")
     for prefix in ("Failed: ", "AssertionError: "):
-        if line.startswith(prefix):
-            line = line[len(prefix):]
+        line = line.removeprefix(prefix)
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -258,7 +263,10 @@ class _View:
 
     def clip_names(self) -> list[str]:
         names = list(self.clips)
-        for source in (self.anchors, *[_dict(c.get("bd")) for c in self.candidates.values() if isinstance(c, dict)]):
+        for source in (
+            self.anchors,
+            *[_dict(c.get("bd")) for c in self.candidates.values() if isinstance(c, dict)],
+        ):
             names += [n for n in source if n not in names]
         for cand in self.candidates.values():
             for point in _dict(_dict(cand).get("points")).values():
@@ -273,7 +281,9 @@ class _View:
 
     def clip_bd(self, name: str, clip: str, metric: str, anchor: str | None = None) -> dict:
         cand = _dict(self.candidates.get(name))
-        return _dict(_dict(_dict(_dict(cand.get("bd")).get(clip)).get(anchor or self.rate_anchor)).get(metric))
+        return _dict(
+            _dict(_dict(_dict(cand.get("bd")).get(clip)).get(anchor or self.rate_anchor)).get(metric)
+        )
 
     def candidate_tests(self, name: str) -> dict:
         cand = _dict(self.candidates.get(name))
@@ -314,6 +324,12 @@ class _View:
         if cand.get("passed_all") is False or passed < total:
             return "na", f"passed {passed} of {total} tests"
         return "ok", f"passed all {total} tests"
+
+    def verdict_reason(self, name: str) -> str | None:
+        """The one-line reason of an adoption verdict, when the document has one."""
+        verdict = _dict(self.candidates.get(name)).get("verdict")
+        reason = verdict.get("reason") if isinstance(verdict, dict) else None
+        return _first_line(reason, 300) if isinstance(reason, str) and reason.strip() else None
 
     def order(self) -> list[str]:
         """Candidates best first: passing ones, then by mean BD-rate on the primary metric."""
@@ -372,12 +388,16 @@ def _test_label(nodeid: str) -> str:
 # ----------------------------------------------------------------------------- plots
 
 
-def _curves(view: _View, clip: str) -> tuple[list[tuple[str, list[dict]]], list[tuple[str, list[dict]]], list[str]]:
+def _curves(
+    view: _View, clip: str
+) -> tuple[list[tuple[str, list[dict]]], list[tuple[str, list[dict]]], list[str]]:
     """(candidate curves, anchor curves, notes): each curve a list of measurements sorted by rate."""
     cands, missing = [], []
     for name in view.order():
         points = [
-            _dict(p) for p in _dict(_dict(view.candidates[name]).get("points")).values() if _dict(p).get("clip") == clip
+            _dict(p)
+            for p in _dict(_dict(view.candidates[name]).get("points")).values()
+            if _dict(p).get("clip") == clip
         ]
         measured = [_dict(p.get("measurement")) for p in points if isinstance(p.get("measurement"), dict)]
         measured = [m for m in measured if _finite(m.get("bitrate_bps"))]
@@ -397,7 +417,17 @@ def _curves(view: _View, clip: str) -> tuple[list[tuple[str, list[dict]]], list[
     return cands, anchors, missing
 
 
-_CAND_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#8c564b", "#bcbd22"]
+_CAND_COLORS = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#17becf",
+    "#e377c2",
+    "#8c564b",
+    "#bcbd22",
+]
 _ANCHOR_STYLES = [("#111111", "s"), ("#777777", "^"), ("#a0522d", "D"), ("#555599", "v")]
 
 
@@ -413,36 +443,50 @@ def _rd_png(view: _View, clip: str) -> tuple[str | None, list[str]]:
     if not cands and not anchors:
         return None, notes or ["no measured points"]
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     series = []
     for i, (name, ms) in enumerate(cands):
-        series.append((name, ms, dict(color=_CAND_COLORS[i % len(_CAND_COLORS)], marker="o", ls="-", lw=1.8, ms=4.5)))
+        series.append(
+            (
+                name,
+                ms,
+                {
+                    "color": _CAND_COLORS[i % len(_CAND_COLORS)],
+                    "marker": "o",
+                    "ls": "-",
+                    "lw": 1.8,
+                    "ms": 4.5,
+                },
+            )
+        )
     for i, (name, ms) in enumerate(anchors):
         color, marker = _ANCHOR_STYLES[i % len(_ANCHOR_STYLES)]
-        style = dict(color=color, marker=marker, ls="--", lw=1.3, ms=4, mfc="white")
+        style = {"color": color, "marker": marker, "ls": "--", "lw": 1.3, "ms": 4, "mfc": "white"}
         series.append((f"{name} (anchor)", ms, style))
 
     with matplotlib.rc_context({"text.parse_math": False, "font.size": 9, "axes.titlesize": 10}):
-        fig = Figure(figsize=(13.0, 3.7), dpi=96, layout="constrained")
+        fig = Figure(figsize=(13.0, 3.3), dpi=96, layout="constrained")
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, len(PLOT_METRICS))
         off_notes: set[str] = set()
         rates = [m["bitrate_bps"] / 1000 for _, ms in anchors for m in ms]
         # Keep the anchors' region readable: points far outside it are drawn at the edge, off scale.
-        x_lo, x_hi = (min(rates) / OFF_SCALE_FACTOR, max(rates) * OFF_SCALE_FACTOR) if rates else (0.0, math.inf)
+        x_lo, x_hi = (
+            (min(rates) / OFF_SCALE_FACTOR, max(rates) * OFF_SCALE_FACTOR) if rates else (0.0, math.inf)
+        )
         inside = [m["bitrate_bps"] / 1000 for _, ms, _ in series for m in ms]
         inside = [x for x in inside if x_lo <= x <= x_hi] or rates
         edge_lo, edge_hi = (min(inside) / 1.25, max(inside) * 1.25) if inside else (None, None)
         for label, ms, _ in series:
             far = [m["bitrate_bps"] / 1000 for m in ms if not x_lo <= m["bitrate_bps"] / 1000 <= x_hi]
             if far:
-                off_notes.add(f"{'▶' if far[0] > x_hi else '◀'} {label} at {', '.join(f'{x:.0f}' for x in sorted(set(far)))} "
-                              "kbps, drawn at the edge")
+                off_notes.add(
+                    f"{'▶' if far[0] > x_hi else '◀'} {label} at {', '.join(f'{x:.0f}' for x in sorted(set(far)))} "
+                    "kbps, drawn at the edge"
+                )
         for ax, metric in zip(axes, PLOT_METRICS, strict=True):
             plotted = False
             top = None
@@ -461,7 +505,9 @@ def _rd_png(view: _View, clip: str) -> tuple[str | None, list[str]]:
                         continue
                     capped = top is not None and y > top
                     if capped:
-                        off_notes.add(f"▲ lossless points (PSNR capped at {PSNR_CAP_DB:g} dB) drawn at the top edge")
+                        off_notes.add(
+                            f"▲ lossless points (PSNR capped at {PSNR_CAP_DB:g} dB) drawn at the top edge"
+                        )
                     if x > x_hi:
                         off.append((edge_hi, top if capped else y, ">"))
                     elif x < x_lo:
@@ -475,8 +521,16 @@ def _rd_png(view: _View, clip: str) -> tuple[str | None, list[str]]:
                     ax.plot(xs, ys, label=_plot_label(label), **style)
                     plotted = True
                 for i, (x, y, marker) in enumerate(off):
-                    ax.plot([x], [y], ls="none", marker=marker, ms=8, color=style["color"], clip_on=False,
-                            label=_plot_label(label) if not xs and i == 0 else None)
+                    ax.plot(
+                        [x],
+                        [y],
+                        ls="none",
+                        marker=marker,
+                        ms=8,
+                        color=style["color"],
+                        clip_on=False,
+                        label=_plot_label(label) if not xs and i == 0 else None,
+                    )
                     plotted = True
             if edge_lo is not None:
                 ax.set_xlim(edge_lo, edge_hi)
@@ -492,8 +546,15 @@ def _rd_png(view: _View, clip: str) -> tuple[str | None, list[str]]:
             if top is not None:
                 ax.set_ylim(top=top)
             if not plotted:
-                ax.text(0.5, 0.5, f"{_label(metric)} not measured", ha="center", va="center", transform=ax.transAxes,
-                        color="#777777")
+                ax.text(
+                    0.5,
+                    0.5,
+                    f"{_label(metric)} not measured",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    color="#777777",
+                )
         handles, labels = axes[0].get_legend_handles_labels()
         for ax in axes[1:]:
             for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -504,8 +565,23 @@ def _rd_png(view: _View, clip: str) -> tuple[str | None, list[str]]:
             fig.legend(handles, labels, loc="outside right center", frameon=False)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=96)
+    png = _smaller_png(buf.getvalue())
     notes += sorted(off_notes)
-    return base64.b64encode(buf.getvalue()).decode("ascii"), notes
+    return base64.b64encode(png).decode("ascii"), notes
+
+
+def _smaller_png(png: bytes) -> bytes:
+    """The plot as a 128-colour palette PNG (about a third of the size, same look); unchanged on failure."""
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(png)) as image:
+            small = image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+        out = io.BytesIO()
+        small.save(out, format="PNG", optimize=True)
+        return out.getvalue() if out.tell() < len(png) else png
+    except Exception:  # noqa: BLE001 - an optimisation only; the full PNG is always fine
+        return png
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -527,7 +603,8 @@ th{background:var(--bg2);font-weight:600}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .better{color:var(--good);font-weight:600}.worse{color:var(--bad);font-weight:600}.same{color:var(--fg)}
 .na{color:var(--na)}
-td.better,td.worse,td.same,td.na{white-space:nowrap}.ok{color:var(--good);font-weight:600}.bad{color:var(--bad);font-weight:600}
+td.better,td.worse,td.same,td.na{white-space:nowrap}
+td code{white-space:nowrap;word-break:normal}span.better,span.worse,span.same{white-space:nowrap}.ok{color:var(--good);font-weight:600}.bad{color:var(--bad);font-weight:600}
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;font-weight:600}
 .badge.ok{background:#e6f4ea}.badge.bad{background:#fce8e6}.badge.na{background:#eee}
 .small{font-size:12px;color:var(--muted)}
@@ -563,21 +640,44 @@ def _meta_rows(view: _View) -> list[tuple[str, str]]:
     anchors = ", ".join(str(a) for a in _list(view.suite.get("compare_anchors"))) or "n/a"
     sandbox = _dict(view.settings.get("sandbox"))
     cache = _dict(view.settings.get("anchor_cache"))
-    version_items = [("harness", versions.get("harness")), ("PyAV", versions.get("av")),
-                     ("libavcodec", libs.get("libavcodec")), ("numpy", versions.get("numpy")),
-                     ("OpenCV", versions.get("opencv"))]
-    version_items += [(k, v) for k, v in versions.items()
-                      if k not in ("harness", "av", "numpy", "opencv", "ffmpeg_libraries") and not isinstance(v, dict | list)]
+    version_items = [
+        ("harness", versions.get("harness")),
+        ("PyAV", versions.get("av")),
+        ("libavcodec", libs.get("libavcodec")),
+        ("numpy", versions.get("numpy")),
+        ("OpenCV", versions.get("opencv")),
+    ]
+    version_items += [
+        (k, v)
+        for k, v in versions.items()
+        if k not in ("harness", "av", "numpy", "opencv", "ffmpeg_libraries")
+        and not isinstance(v, dict | list)
+    ]
     return [
         ("Run", _short_date(doc.get("created_utc"))),
-        ("Machine", f"{machine.get('cpu', 'n/a')}, {machine.get('cores', 'n/a')} cores, "
-                    f"{machine.get('system', '')} {machine.get('release', '')}, Python {machine.get('python', 'n/a')}"),
+        (
+            "Machine",
+            (
+                f"{machine.get('cpu', 'n/a')}, {machine.get('cores', 'n/a')} cores, "
+                f"{machine.get('system', '')} {machine.get('release', '')}, Python {machine.get('python', 'n/a')}"
+            ),
+        ),
         ("Git commit", git_text),
         ("Clip set", clips_text),
         ("Rate points", rates),
-        ("Anchors", f"{anchors} (BD-rate against {view.rate_anchor}; {view.suite.get('bd_method', 'pchip')})"),
-        ("Sandbox", f"{sandbox.get('mode', 'n/a')}" + (f"; anchor cache {cache.get('hits', 0)} hits, "
-                                                      f"{cache.get('misses', 0)} misses" if cache else "")),
+        (
+            "Anchors",
+            f"{anchors} (BD-rate against {view.rate_anchor}; {view.suite.get('bd_method', 'pchip')})",
+        ),
+        (
+            "Sandbox",
+            f"{sandbox.get('mode', 'n/a')}"
+            + (
+                f"; anchor cache {cache.get('hits', 0)} hits, {cache.get('misses', 0)} misses"
+                if cache
+                else ""
+            ),
+        ),
         ("Versions", ", ".join(f"{k} {v}" for k, v in version_items if v)),
     ]
 
@@ -609,14 +709,21 @@ def _leaderboard(view: _View) -> str:
     if champ_any:
         head.append(f"{_label(view.primary)} vs champion")
     head += [f"Worst clip ({_label(view.primary)})", "Source"]
-    rows = ["<table class='leader'><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    rows = [
+        "<table class='leader'><thead><tr>"
+        + "".join(f"<th>{_esc(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+    ]
     for rank, name in enumerate(view.order(), 1):
         cand = _dict(view.candidates[name])
         css, words = view.verdict(name)
         first = view.first_failure(name)
         verdict = f'<span class="badge {css}">{_esc(words)}</span>'
-        if first:
-            verdict += f'<div class="small">first: {_esc(first[1][:140])}</div>'
+        reason = view.verdict_reason(name)
+        if reason:
+            verdict += f'<div class="small">{_esc(reason[:200])}</div>'
+        elif first:
+            verdict += f'<div class="small">first: {_esc(_first_line(first[1], 140))}</div>'
         cells = [f"<td class='n'>{rank}</td>", f"<td><b>{_esc(name)}</b></td>", f"<td>{verdict}</td>"]
         cells += [_bd_cell(view.overall(name, m)) for m in metrics]
         if champ_any:
@@ -629,7 +736,8 @@ def _leaderboard(view: _View) -> str:
         worst = view.worst_clip(name)
         cells.append(
             f"<td>{_esc(worst[0])}: <span class='{_bd_class(worst[1])}'>{_esc(bd_words(worst[1]))}</span></td>"
-            if worst else "<td class='na'>n/a</td>"
+            if worst
+            else "<td class='na'>n/a</td>"
         )
         sha = cand.get("sha256")
         size = _finite(cand.get("size_bytes"))
@@ -669,7 +777,9 @@ def _clip_section(view: _View, clip: str, index: int) -> str:
             f"{(' ' + _esc(caption)) if caption else ''}</figcaption></figure>"
         )
     else:
-        parts.append(f"<figure class='rd'><p class='na'>No rate-distortion data. {_esc(caption)}</p></figure>")
+        parts.append(
+            f"<figure class='rd'><p class='na'>No rate-distortion data. {_esc(caption)}</p></figure>"
+        )
     # BD-rate table for this clip
     names = [n for n in view.order() if _dict(_dict(view.candidates[n]).get("bd")).get(clip) is not None]
     if names:
@@ -677,9 +787,22 @@ def _clip_section(view: _View, clip: str, index: int) -> str:
         rows = [f"<table class='bd'><thead><tr><th>Candidate</th>{head}<th>Note</th></tr></thead><tbody>"]
         for name in names:
             slots = [view.clip_bd(name, clip, m) for m in view.bd_metrics]
-            warnings = [f"{_label(m)}: {s['warning']}" for m, s in zip(view.bd_metrics, slots, strict=True)
-                        if s.get("warning")]
-            note = _esc("; ".join(warnings)[:400]) if warnings else ""
+            full = [
+                f"{_label(m)}: {s['warning']}"
+                for m, s in zip(view.bd_metrics, slots, strict=True)
+                if s.get("warning")
+            ]
+            short = []
+            for metric, slot in zip(view.bd_metrics, slots, strict=True):
+                warning = str(slot.get("warning") or "")
+                overlap = _finite(slot.get("overlap"))
+                if "overlap only" in warning and overlap is not None:
+                    short.append(f"{_label(metric)} quality ranges overlap {overlap:.0%}")
+                elif warning:
+                    short.append(f"{_label(metric)}: {_first_line(warning, 90)}")
+            note = (
+                (f"<span title='{_esc('; '.join(full))}'>⚠ {_esc('; '.join(short))}</span>") if short else ""
+            )
             cells = "".join(_bd_cell(s, note_excluded=False) for s in slots)
             rows.append(f"<tr><td>{_esc(name)}</td>{cells}<td class='small'>{note}</td></tr>")
         rows.append("</tbody></table>")
@@ -692,20 +815,28 @@ def _clip_section(view: _View, clip: str, index: int) -> str:
 def _points_table(view: _View, clip: str) -> str:
     rows = []
     for name in view.order():
-        points = [_dict(p) for p in _dict(_dict(view.candidates[name]).get("points")).values()
-                  if _dict(p).get("clip") == clip]
+        points = [
+            _dict(p)
+            for p in _dict(_dict(view.candidates[name]).get("points")).values()
+            if _dict(p).get("clip") == clip
+        ]
         for p in sorted(points, key=lambda p: str(p.get("rung"))):
             m = _dict(p.get("measurement"))
             metrics = _dict(m.get("metrics"))
             enc, dec = _dict(p.get("encode")), _dict(p.get("decode"))
             rss = max((_finite(x.get("peak_rss_bytes")) or 0) for x in (enc, dec))
-            status = (f"<span class='bad'>{_esc(_first_line(p.get('failure'), 120))}</span>"
-                      if p.get("failure") else "<span class='ok'>ok</span>")
+            status = (
+                f"<span class='bad'>{_esc(_first_line(p.get('failure'), 120))}</span>"
+                if p.get("failure")
+                else "<span class='ok'>ok</span>"
+            )
             rows.append(
                 f"<tr><td>{_esc(name)}</td><td>{_esc(p.get('rung'))}</td><td class='n'>{_kbps(p.get('target_bps'))}</td>"
                 f"<td class='n'>{_kbps(m.get('bitrate_bps'))}</td>"
-                + "".join(f"<td class='n'>{_num(metrics.get(k), f)}</td>" for k, f in
-                          (("psnr_yuv", ".2f"), ("ssim_y", ".4f"), ("vmaf", ".2f")))
+                + "".join(
+                    f"<td class='n'>{_num(metrics.get(k), f)}</td>"
+                    for k, f in (("psnr_yuv", ".2f"), ("ssim_y", ".4f"), ("vmaf", ".2f"))
+                )
                 + f"<td class='n'>{_num(enc.get('wall_s'), '.2f')}</td><td class='n'>{_num(dec.get('wall_s'), '.2f')}</td>"
                 f"<td class='n'>{(f'{rss / 2**20:.0f}' if rss else 'n/a')}</td><td>{status}</td></tr>"
             )
@@ -717,17 +848,23 @@ def _points_table(view: _View, clip: str) -> str:
             rows.append(
                 f"<tr class='small'><td>{_esc(anchor)} (anchor)</td><td>QP {_esc(p.get('qp'))}</td><td class='n'>–</td>"
                 f"<td class='n'>{_kbps(m.get('bitrate_bps'))}</td>"
-                + "".join(f"<td class='n'>{_num(metrics.get(k), f)}</td>" for k, f in
-                          (("psnr_yuv", ".2f"), ("ssim_y", ".4f"), ("vmaf", ".2f")))
+                + "".join(
+                    f"<td class='n'>{_num(metrics.get(k), f)}</td>"
+                    for k, f in (("psnr_yuv", ".2f"), ("ssim_y", ".4f"), ("vmaf", ".2f"))
+                )
                 + f"<td class='n'>{_num(p.get('encode_s'), '.2f')}</td><td class='n'>{_num(p.get('decode_s'), '.2f')}</td>"
                 f"<td class='n'>n/a</td><td>{'cached' if p.get('cached') else 'encoded'}</td></tr>"
             )
     if not rows:
         return ""
-    head = ("<tr><th>Codec</th><th>Point</th><th>Target kbps</th><th>kbps</th><th>PSNR-YUV</th><th>SSIM-Y</th>"
-            "<th>VMAF</th><th>Encode s</th><th>Decode s</th><th>Peak MiB</th><th>Status</th></tr>")
-    return (f"<details><summary>Rate points ({len(rows)})</summary><table class='points'><thead>{head}</thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></details>")
+    head = (
+        "<tr><th>Codec</th><th>Point</th><th>Target kbps</th><th>kbps</th><th>PSNR-YUV</th><th>SSIM-Y</th>"
+        "<th>VMAF</th><th>Encode s</th><th>Decode s</th><th>Peak MiB</th><th>Status</th></tr>"
+    )
+    return (
+        f"<details><summary>Rate points ({len(rows)})</summary><table class='points'><thead>{head}</thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></details>"
+    )
 
 
 def _captured(view: _View, nodeid: str, reason: object) -> str:
@@ -766,8 +903,11 @@ def _captured(view: _View, nodeid: str, reason: object) -> str:
             continue
         seen.add(text)
         if len(text) > CAPTURED_MAX_CHARS:
-            text = text[: CAPTURED_MAX_CHARS // 2] + f"\n… [{len(text) - CAPTURED_MAX_CHARS} characters cut] …\n" + \
-                text[-CAPTURED_MAX_CHARS // 2:]
+            text = (
+                text[: CAPTURED_MAX_CHARS // 2]
+                + f"\n… [{len(text) - CAPTURED_MAX_CHARS} characters cut] …\n"
+                + text[-CAPTURED_MAX_CHARS // 2 :]
+            )
         out.append(f"── {label} ──\n{text}")
     return "\n\n".join(out)
 
@@ -793,7 +933,9 @@ def _failures(view: _View) -> tuple[str, int]:
     for name in order:
         failures = by_cand[name]
         title = _esc(name) if name else "Other tests"
-        html_parts.append(f"<h3>{title} <span class='small'>{len(failures)} failed</span></h3><ul class='fails'>")
+        html_parts.append(
+            f"<h3>{title} <span class='small'>{len(failures)} failed</span></h3><ul class='fails'>"
+        )
         groups: dict[str, list[tuple[str, dict]]] = {}
         for nodeid, test in failures:
             groups.setdefault(str(test.get("reason") or ""), []).append((nodeid, test))
@@ -822,7 +964,10 @@ def render_html(doc: Mapping) -> str:
     date = _short_date(view.doc.get("created_utc"))
     meta = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in _meta_rows(view))
     nav_clips = " ".join(f"<a href='#clip-{i}'>{_esc(c)}</a>" for i, c in enumerate(clips))
-    clip_html = "\n".join(_clip_section(view, clip, i) for i, clip in enumerate(clips)) or "<p class='na'>No clips.</p>"
+    clip_html = (
+        "\n".join(_clip_section(view, clip, i) for i, clip in enumerate(clips))
+        or "<p class='na'>No clips.</p>"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -831,7 +976,7 @@ def render_html(doc: Mapping) -> str:
 <body>
 <header>
 <h1>Codec harness report</h1>
-<p class="sub">{len(view.candidates)} candidate{'s' if len(view.candidates) != 1 else ''} on {len(clips)} clip{'s' if len(clips) != 1 else ''}; tests: {totals}</p>
+<p class="sub">{len(view.candidates)} candidate{"s" if len(view.candidates) != 1 else ""} on {len(clips)} clip{"s" if len(clips) != 1 else ""}; tests: {totals}</p>
 <dl class="meta">{meta}</dl>
 <nav><a href="#leaderboard">Leaderboard</a> <a href="#failures">Failures ({n_failed})</a> · clips: {nav_clips}</nav>
 </header>
@@ -844,7 +989,7 @@ def render_html(doc: Mapping) -> str:
 <section id="failures"><h2>Failures ({n_failed})</h2>
 {failures_html}
 </section>
-<footer>Report schema version {_esc(view.doc.get('schema_version', 'n/a'))}; rendered by the codec harness from the JSON report alone.</footer>
+<footer>Report schema version {_esc(view.doc.get("schema_version", "n/a"))}; rendered by the codec harness from the JSON report alone.</footer>
 </body></html>
 """
 
@@ -883,11 +1028,15 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
     summary = _dict(view.doc.get("summary"))
     totals = ", ".join(f"{_num(v, '.0f')} {_md(k)}" for k, v in summary.items()) or "no tests"
     lines = [
-        f"### Codec harness: {len(view.candidates)} candidate{'s' if len(view.candidates) != 1 else ''} "
-        f"on {len(clips)} clip{'s' if len(clips) != 1 else ''}",
-        f"{_short_date(view.doc.get('created_utc'))} · commit {_code(commit)}"
-        f"{' (dirty)' if git.get('dirty') else ''} · clip set {_md(view.settings.get('clip_set', 'n/a'))}, "
-        f"{_num(view.settings.get('frames'), '.0f')} frames · tests: {totals}",
+        (
+            f"### Codec harness: {len(view.candidates)} candidate{'s' if len(view.candidates) != 1 else ''} "
+            f"on {len(clips)} clip{'s' if len(clips) != 1 else ''}"
+        ),
+        (
+            f"{_short_date(view.doc.get('created_utc'))} · commit {_code(commit)}"
+            f"{' (dirty)' if git.get('dirty') else ''} · clip set {_md(view.settings.get('clip_set', 'n/a'))}, "
+            f"{_num(view.settings.get('frames'), '.0f')} frames · tests: {totals}"
+        ),
         "",
     ]
     if not view.candidates:
@@ -911,20 +1060,29 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
             row.append(bd_words(slot.get("bd_rate")))
         if champ_any:
             champ, results = view.champion(name)
-            row.append(bd_words(_dict(results.get(view.primary)).get("bd_rate"))
-                       + (f" (vs {_md(champ, 40)})" if champ and results else ""))
+            row.append(
+                bd_words(_dict(results.get(view.primary)).get("bd_rate"))
+                + (f" (vs {_md(champ, 40)})" if champ and results else "")
+            )
         worst = view.worst_clip(name)
         row.append(f"{_md(worst[0], 60)}: {bd_words(worst[1])}" if worst else "n/a")
         lines.append("| " + " | ".join(row) + " |")
         first = view.first_failure(name)
-        if first:
-            notes.append(f"- **{_md(name, 60)}** first failure {_code(_test_label(first[0]), 90)}: {_md(first[1], 180)}")
+        reason = view.verdict_reason(name)
+        if reason:
+            notes.append(f"- **{_md(name, 60)}** {_md(words, 40)}: {_md(reason, 200)}")
+        elif first:
+            notes.append(
+                f"- **{_md(name, 60)}** first failure {_code(_test_label(first[0]), 90)}: {_md(first[1], 180)}"
+            )
         else:
             excluded = _dict(view.overall(name, view.primary).get("excluded"))
             if excluded:
                 clip, why = next(iter(excluded.items()))
-                notes.append(f"- **{_md(name, 60)}**: BD-rate n/a on {len(excluded)} clip(s), e.g. "
-                             f"{_md(clip, 60)}: {_md(why, 150)}")
+                notes.append(
+                    f"- **{_md(name, 60)}**: BD-rate n/a on {len(excluded)} clip(s), e.g. "
+                    f"{_md(clip, 60)}: {_md(why, 150)}"
+                )
     if len(order) > max_candidates:
         lines += ["", f"… and {len(order) - max_candidates} more candidates (see the HTML report)"]
     if notes:
@@ -934,8 +1092,10 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
             lines.append(f"- … and {len(notes) - MARKDOWN_MAX_NOTES} more")
     lines += [
         "",
-        f"<sub>BD-rate: mean over comparable clips of the bits needed at equal quality relative to "
-        f"{_md(view.rate_anchor)}; ↓ fewer bits = better. Full plots and captured errors in the HTML report.</sub>",
+        (
+            f"<sub>BD-rate: mean over comparable clips of the bits needed at equal quality relative to "
+            f"{_md(view.rate_anchor)}; ↓ fewer bits = better. Full plots and captured errors in the HTML report.</sub>"
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -961,7 +1121,10 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def write_renderings(
-    doc: Mapping, base: str | os.PathLike[str], *, html_path: str | os.PathLike[str] | None = None,
+    doc: Mapping,
+    base: str | os.PathLike[str],
+    *,
+    html_path: str | os.PathLike[str] | None = None,
     markdown_path: str | os.PathLike[str] | None = None,
 ) -> tuple[Path, Path]:
     """Write the HTML and Markdown of `doc` beside `base` (same stem, .html/.md) unless paths are given."""
@@ -975,7 +1138,13 @@ def write_renderings(
 
 def _cli_render(args: argparse.Namespace) -> int:
     report = Path(args.report)
-    doc = load_report(report)
+    if args.no_validate:
+        try:
+            doc = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ReportError(f"{report}: cannot read the report: {err}") from None
+    else:
+        doc = load_report(report)
     outputs = [
         (args.html or report.with_suffix(".html"), render_html),
         (args.markdown or report.with_suffix(".md"), render_markdown),
@@ -999,6 +1168,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "The report is validated against harness/report.schema.json first.",
     )
     parser.add_argument("report", help="the JSON report (e.g. reports/latest.json)")
-    parser.add_argument("--html", metavar="OUT", help="HTML output (default: beside the report, .html; - for stdout)")
-    parser.add_argument("--markdown", metavar="OUT", help="Markdown output (default: beside the report, .md; - for stdout)")
+    parser.add_argument(
+        "--html", metavar="OUT", help="HTML output (default: beside the report, .html; - for stdout)"
+    )
+    parser.add_argument(
+        "--markdown", metavar="OUT", help="Markdown output (default: beside the report, .md; - for stdout)"
+    )
+    parser.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="render even a report that does not match the schema (missing parts show as n/a)",
+    )
     parser.set_defaults(func=_cli_render)

@@ -127,18 +127,16 @@ class Runner:
     ) -> tuple[Outcome, object]:
         scratch = _scratch_dir()
         with (
-            tempfile.TemporaryFile(dir=scratch) as inp,
+            (open(payload, "rb") if isinstance(payload, Path) else tempfile.TemporaryFile(dir=scratch)) as inp,
             tempfile.TemporaryFile(dir=scratch) as out,
             tempfile.TemporaryFile(dir=scratch) as status,
         ):
             if isinstance(payload, Video):
                 payload.write_to(inp)
-            elif isinstance(payload, Path):
-                with open(payload, "rb") as src:
-                    os.sendfile(inp.fileno(), src.fileno(), 0, os.fstat(src.fileno()).st_size)
-            elif payload is not None:
+            elif payload is not None and not isinstance(payload, Path):
                 inp.write(payload)
-            inp.flush()
+            if not isinstance(payload, Path):
+                inp.flush()
             inp.seek(0)
             args = [
                 mode,

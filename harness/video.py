@@ -139,16 +139,22 @@ class Video:
             out.write(np.ascontiguousarray(plane).data)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, max_bytes: int | None = None) -> Video:
-        """Read `save`'s format, checking the header against the file size before allocating."""
+    def load(cls, path: str | os.PathLike[str], *, max_bytes: int | None = None, mmap: bool = False) -> Video:
+        """Read `save`'s format, checking the header against the file size before allocating.
+
+        With `mmap`, the planes are read-only views of the file's pages (shared with the page
+        cache or tmpfs), so a clip held this way costs its raw size once, not twice.
+        """
         try:
             with open(path, "rb") as src:
-                return cls.read_from(src, max_bytes=max_bytes, name=str(path))
+                return cls.read_from(src, max_bytes=max_bytes, name=str(path), mmap=mmap)
         except OSError as err:
             raise VideoFormatError(f"cannot read raw video {path}: {err}") from err
 
     @classmethod
-    def read_from(cls, src: BinaryIO, *, max_bytes: int | None = None, name: str = "stream") -> Video:
+    def read_from(
+        cls, src: BinaryIO, *, max_bytes: int | None = None, name: str = "stream", mmap: bool = False
+    ) -> Video:
         """`load` from an open binary file (e.g. a file descriptor handed to a sandboxed worker)."""
         path = name
         src.seek(0, os.SEEK_END)
@@ -181,11 +187,18 @@ class Video:
                 f"but the file holds {size - end - 1}"
             )
         src.seek(end + 1)
+        if mmap:
+            data = np.memmap(src, dtype=np.uint8, mode="r", offset=end + 1, shape=(payload,))
+        else:
+            data = None
         try:
+            if data is not None:
+                raise io.UnsupportedOperation  # already mapped
             src.fileno()
             data = np.fromfile(src, dtype=np.uint8, count=payload)
         except (io.UnsupportedOperation, AttributeError):
-            data = np.frombuffer(bytearray(src.read(payload)), dtype=np.uint8)
+            if data is None:
+                data = np.frombuffer(bytearray(src.read(payload)), dtype=np.uint8)
         if data.size != payload:
             raise VideoFormatError(f"{path}: file shrank while reading ({data.size} of {payload} bytes)")
         y = data[:luma].reshape(frames, height, width)

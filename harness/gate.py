@@ -1,0 +1,457 @@
+"""The CI gate for candidate pull requests, as one local command: `python -m harness gate --base main`.
+
+1. Finds the candidates added or changed relative to `--base` (`git diff base...HEAD`, plus
+   uncommitted and untracked files, under candidates/; a package counts by its folder; deleted
+   candidates are listed, not judged).
+2. Runs `python -m pytest benchmarks/test_codecs.py --candidates <those>` in a subprocess: the same
+   code path as `pytest benchmarks/`. The plugin adds the ledger's champion to the run; with no
+   champion yet every candidate runs, so that the first-champion rule (the best reference
+   candidate) can be applied.
+3. Judges each changed candidate with harness.adoption against the *base branch's* ledger and
+   adoption thresholds (a pull request cannot lower its own bar), writes a short Markdown summary
+   and exits 0 only when every changed candidate is adoptable (1 when one is not, 2 on a usage
+   error; "no candidate changed" is 0).
+
+The gate never writes the ledger: adoption after merge is `python -m harness adopt`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.adoption import (
+    DEFAULT_CONFIG,
+    DEFAULT_LEDGER,
+    AdoptionConfig,
+    Verdict,
+    decide_all,
+    load_adoption_config,
+    metric_label,
+    parse_adoption_config,
+)
+from harness.bdrate import describe
+from harness.candidate import discover_candidates
+from harness.errors import HarnessError
+from harness.ledger import Ledger, LedgerEntry
+
+__all__ = ["GateError", "GateResult", "changed_candidates", "main", "register", "render_summary", "run_gate"]
+
+MARKER = "<!-- codec-harness candidate gate -->"
+CANDIDATES = "candidates"
+# Paths whose change alters how candidates are judged: a pull request touching them with a
+# candidate needs a person's review (the gate still judges with the working tree's suite).
+JUDGE_PATHS = ("harness/", "benchmarks/", "fixtures/", "conftest.py", "pyproject.toml", "ledger.jsonl")
+ICONS = {"adopted": "✅", "rejected": "❌", "failed": "💥"}
+
+
+class GateError(HarnessError):
+    """The gate cannot run: not a git repository, unknown base, pytest did not produce a report."""
+
+
+@dataclass
+class GateResult:
+    exit_code: int
+    changed: list[str]
+    removed: list[str] = field(default_factory=list)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    report: Path | None = None
+    summary: str = ""
+    champion: LedgerEntry | None = None
+    pytest_status: int | None = None
+
+
+# ----------------------------------------------------------------------------- git
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), *args], check=False, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise GateError(f"cannot run git: {err}") from err
+    if check and out.returncode != 0:
+        raise GateError(f"git {' '.join(args)} failed: {out.stderr.decode(errors='replace').strip()}")
+    return out
+
+
+def _paths(out: subprocess.CompletedProcess[bytes]) -> list[str]:
+    return [p.decode("utf-8", errors="surrogateescape") for p in out.stdout.split(b"\0") if p]
+
+
+def _candidate_name(path: str) -> str | None:
+    parts = path.split("/")
+    if len(parts) < 2 or parts[0] != CANDIDATES:
+        return None
+    name = parts[1]
+    if name.startswith((".", "_")):
+        return None
+    if len(parts) == 2:
+        return name[:-3] if name.endswith(".py") else None
+    return None if "__pycache__" in parts else name
+
+
+def _check_repo(repo: Path, base: str) -> None:
+    if _git(repo, "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
+        raise GateError(f"{repo} is not a git repository")
+    if _git(repo, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).returncode != 0:
+        raise GateError(f"unknown base {base!r}: no such branch or commit in {repo} (fetch it, e.g. git fetch origin)")
+
+
+def changed_paths(repo: Path, base: str) -> list[str]:
+    """Paths changed on this branch since it left `base`, plus uncommitted and untracked ones."""
+    found = _paths(_git(repo, "diff", "--name-only", "--no-renames", "-z", f"{base}...HEAD"))
+    found += _paths(_git(repo, "diff", "--name-only", "--no-renames", "-z", "HEAD"))
+    found += _paths(_git(repo, "ls-files", "--others", "--exclude-standard", "-z"))
+    return sorted(set(found))
+
+
+def changed_candidates(repo: str | os.PathLike[str], base: str) -> tuple[list[str], list[str]]:
+    """(added or changed candidates that exist now, candidates that were removed), by name."""
+    repo = Path(repo)
+    _check_repo(repo, base)
+    names = {n for p in changed_paths(repo, base) if (n := _candidate_name(p))}
+    folder = repo / CANDIDATES
+    present = {c.name for c in discover_candidates(folder)} if folder.is_dir() else set()
+    return sorted(names & present), sorted(names - present)
+
+
+def _judges(path: str) -> bool:
+    """Whether a changed path can change how candidates are judged (see JUDGE_PATHS)."""
+    if "__pycache__" in path.split("/") or path.endswith(".pyc"):
+        return False
+    return any(path.startswith(p) if p.endswith("/") else path == p for p in JUDGE_PATHS)
+
+
+def _base_file(repo: Path, base: str, path: str) -> bytes | None:
+    out = _git(repo, "show", f"{base}:{path}", check=False)
+    return out.stdout if out.returncode == 0 else None
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def _md(text: object, limit: int = 220) -> str:
+    """One line of untrusted text, safe in a Markdown table or paragraph."""
+    line = " ".join(str(text or "").split())
+    if len(line) > limit:
+        line = line[: limit - 1] + "…"
+    for ch, rep in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("`", "'"), ("*", "\\*"),
+                    ("_", "\\_"), ("[", "\\["), ("]", "\\]"), ("@", "@\u200b")):
+        line = line.replace(ch, rep)
+    return line
+
+
+def _name(text: str) -> str:
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def _bd(value: object) -> str:
+    return describe(value if isinstance(value, (int, float)) else None)
+
+
+def _secondary_cell(v: Verdict, config: AdoptionConfig) -> str:
+    vs = v.scores.get("vs_champion") or {}
+    parts = []
+    for group in config.secondary_metrics:
+        metric = next((m for m in group if m in vs), None)
+        if metric is not None:
+            parts.append(f"{metric_label(metric)} {_bd(vs[metric])}")
+    return "; ".join(parts) or "–"
+
+
+def render_summary(
+    *, base: str, changed: Sequence[str], removed: Sequence[str], verdicts: Mapping[str, Verdict],
+    config: AdoptionConfig, champion: LedgerEntry | None, report: Path | None, doc: Mapping | None,
+    notes: Sequence[str] = (), exit_code: int = 0,
+) -> str:
+    """The Markdown comment: a verdict line per changed candidate with BD-rate vs x265 and the champion."""
+    primary = config.primary_metric
+    anchor = config.bootstrap_anchor
+    lines = [MARKER]
+    if not changed:
+        lines += ["## Candidate gate: no candidate changed", "",
+                  f"No candidate under `candidates/` was added or changed relative to `{_md(base)}`; nothing to judge."]
+        if removed:
+            lines.append(f"Removed (not judged): {', '.join(_name(n) for n in removed)}.")
+        return "\n".join(lines) + "\n"
+    ok = exit_code == 0
+    lines.append(f"## Candidate gate: {'✅ adoptable' if ok else '❌ not adoptable'}")
+    lines.append("")
+    champ = (
+        f"champion {_name(champion.candidate)} (ledger seq {champion.seq})" if champion
+        else "no champion yet: the best passing candidate becomes the first (every candidate ran)"
+    )
+    lines.append(f"Changed vs `{_md(base)}`: {', '.join(_name(n) for n in changed)}; {champ}.")
+    if removed:
+        lines.append(f"Removed (not judged): {', '.join(_name(n) for n in removed)}.")
+    lines += [
+        "",
+        (
+            f"| Candidate | Verdict | {metric_label(primary)} vs {anchor} | {metric_label(primary)} vs champion "
+            "| Worst clip vs champion | Secondary vs champion |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+    for name in changed:
+        v = verdicts[name]
+        vs_anchor = ((v.scores.get("vs_anchor") or {}).get(anchor) or {}).get(primary)
+        vs_champ = (v.scores.get("vs_champion") or {}).get(primary)
+        worst = v.scores.get("vs_champion_worst_clip")
+        worst_value = (v.scores.get("vs_champion_per_clip") or {}).get(worst) if worst else None
+        worst_cell = f"{_md(worst, 60)}: {_bd(worst_value)}" if worst else "–"
+        word = "adoptable" if v.adoptable else v.decision
+        lines.append(
+            f"| {_name(name)} | {ICONS.get(v.decision, '')} {word} | {_bd(vs_anchor)} | "
+            f"{_bd(vs_champ) if v.scores.get('vs_champion') else '–'} | {worst_cell} | {_secondary_cell(v, config)} |"
+        )
+    lines.append("")
+    for name in changed:
+        v = verdicts[name]
+        lines.append(f"- **{_name(name)}** — {'adoptable' if v.adoptable else v.decision}: {_md(v.reason)}")
+        for extra in v.reasons[1:5]:
+            lines.append(f"  - {_md(extra)}")
+        if len(v.reasons) > 5:
+            lines.append(f"  - … and {len(v.reasons) - 5} more")
+    for note in notes:
+        lines += ["", f"> ⚠ {_md(note, 400)}"]
+    lines.append("")
+    settings = (doc or {}).get("settings") or {}
+    clips = ", ".join(_md(c, 60) for c in ((doc or {}).get("clips") or {}))
+    lines.append(
+        f"Thresholds (fixtures/adoption.toml): {metric_label(primary)} BD-rate vs champion ≤ −{config.margin_percent:g} %, "
+        f"no clip over +{config.max_clip_regression_percent:g} %, secondary over +{config.max_secondary_regression_percent:g} %. "
+        f"Clips: {clips or 'n/a'} ({_md(settings.get('frames'))} frames)."
+    )
+    adoptable = [n for n in changed if verdicts[n].adoptable]
+    report_name = report.name if report else "the report"
+    hint = (
+        f"`python -m harness adopt reports/{report_name} {adoptable[0]}`" if adoptable
+        else "`python -m harness adopt REPORT.json CANDIDATE`"
+    )
+    lines.append(
+        f"The gate does not write the ledger: after merge, adopt with {hint} "
+        "(from a report of the merged tree; it refuses a stale report)."
+    )
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _new_report(report_dir: Path, before: set[Path]) -> Path | None:
+    fresh = [p for p in report_dir.glob("run-*.json") if p not in before]
+    return max(fresh, key=lambda p: p.stat().st_mtime_ns) if fresh else None
+
+
+def _render_html(report: Path, doc: Mapping) -> str | None:
+    """Write the HTML page beside the report unless the suite already did; a note if it cannot."""
+    target = report.with_suffix(".html")
+    if target.exists():
+        return None
+    try:
+        from harness.render import render_html
+
+        target.write_text(render_html(doc), encoding="utf-8")
+    except Exception as err:  # noqa: BLE001 - the page is a convenience; the verdict does not depend on it
+        return f"HTML report not written: {type(err).__name__}: {err}"
+    return None
+
+
+def run_gate(
+    repo: str | os.PathLike[str] = ".",
+    *,
+    base: str = "main",
+    clips: str | None = None,
+    frames: int | None = None,
+    report_dir: str | os.PathLike[str] | None = None,
+    summary_path: str | os.PathLike[str] | None = None,
+    ledger_path: str | os.PathLike[str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    sandbox: str | None = None,
+    pytest_args: Sequence[str] = (),
+    python: str = sys.executable,
+) -> GateResult:
+    """Judge the changed candidates of `repo` against `base` (see the module docstring)."""
+    repo = Path(repo).resolve()
+    if frames is not None and frames < 1:
+        raise GateError(f"--frames must be at least 1, got {frames}")
+    changed, removed = changed_candidates(repo, base)
+    notes: list[str] = []
+
+    # The ledger and the thresholds come from the base branch unless given: a pull request
+    # cannot seed a champion or lower the bar it is judged by.
+    with tempfile.TemporaryDirectory(prefix="codec-gate-") as tmp:
+        if ledger_path is None:
+            data = _base_file(repo, base, DEFAULT_LEDGER.as_posix()) or b""
+            ledger_file = Path(tmp) / "ledger.jsonl"
+            ledger_file.write_bytes(data)
+            here = repo / DEFAULT_LEDGER
+            if (here.read_bytes() if here.exists() else b"") != data:
+                notes.append(f"this change edits {DEFAULT_LEDGER}; the gate judged against {base}'s ledger")
+        else:
+            ledger_file = Path(ledger_path)
+        if config_path is not None:
+            config = load_adoption_config(config_path)
+        else:
+            data = _base_file(repo, base, DEFAULT_CONFIG.as_posix())
+            if data is not None:
+                text = data.decode("utf-8", errors="replace")
+                config = parse_adoption_config(text, f"{base}:{DEFAULT_CONFIG}")
+            else:
+                config = load_adoption_config(repo / DEFAULT_CONFIG)
+        ledger = Ledger(ledger_file)
+        entries = ledger.entries()
+        champion = next((e for e in reversed(entries) if e.decision == "adopted"), None)
+
+        judge_changes = [p for p in changed_paths(repo, base) if _judges(p)]
+        if changed and judge_changes:
+            notes.append(
+                "this change also edits how candidates are judged ("
+                + ", ".join(judge_changes[:8]) + (", …" if len(judge_changes) > 8 else "")
+                + "): a person must review it"
+            )
+
+        result = GateResult(exit_code=0, changed=changed, removed=removed, champion=champion)
+        if not changed:
+            result.summary = render_summary(
+                base=base, changed=[], removed=removed, verdicts={}, config=config, champion=champion,
+                report=None, doc=None,
+            )
+            return _finish(result, summary_path)
+
+        run = list(changed)
+        if champion is None:
+            # First-champion rule: the best passing candidate of all, so every candidate runs.
+            run += [c.name for c in discover_candidates(repo / CANDIDATES) if c.name not in run and not c.problem]
+        out_dir = Path(report_dir) if report_dir else repo / "reports"
+        if not out_dir.is_absolute():
+            out_dir = repo / out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        before = set(out_dir.glob("run-*.json"))
+        cmd = [python, "-m", "pytest", "benchmarks/test_codecs.py", "-q", "-rfE",
+               "--candidates", ",".join(run), "--report-dir", str(out_dir), "--ledger", str(ledger_file)]
+        if clips:
+            cmd += ["--clips", clips]
+        if frames is not None:
+            cmd += ["--frames", str(frames)]
+        if cache_dir:
+            cmd += ["--cache-dir", str(cache_dir)]
+        if sandbox:
+            cmd += ["--sandbox", sandbox]
+        cmd += list(pytest_args)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(repo), *filter(None, [env.get("PYTHONPATH")])])
+        print("gate: " + " ".join(cmd), file=sys.stderr, flush=True)
+        try:
+            status = subprocess.run(cmd, check=False, cwd=repo, env=env).returncode
+        except OSError as err:
+            raise GateError(f"cannot run pytest: {err}") from err
+        result.pytest_status = status
+        report = _new_report(out_dir, before)
+        if status not in (0, 1) or report is None:
+            raise GateError(
+                f"pytest benchmarks/ exited with status {status} and "
+                + ("wrote no report" if report is None else f"wrote {report}")
+                + " (see its output above)"
+            )
+        try:
+            doc = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise GateError(f"cannot read the report {report}: {err}") from err
+        result.report = report
+
+        judged = [n for n in changed if n in (doc.get("candidates") or {})]
+        unchanged = [n for n in (doc.get("candidates") or {}) if n not in changed]
+        verdicts = decide_all(doc, config=config, ledger=entries, names=judged, established=unchanged)
+        for name in changed:
+            if name not in verdicts:
+                verdicts[name] = Verdict(
+                    candidate=name, decision="failed", adoptable=False, scores={},
+                    reasons=[f"not judged: the report has no results for {name} (see the pytest output)"],
+                )
+        result.verdicts = {n: verdicts[n] for n in changed}
+        champ_info = doc.get("champion") or {}
+        if isinstance(champ_info, dict) and champ_info.get("warning"):
+            notes.append(str(champ_info["warning"]))
+        note = _render_html(report, doc)
+        if note:
+            notes.append(note)
+        result.exit_code = 0 if all(v.adoptable for v in result.verdicts.values()) else 1
+        result.summary = render_summary(
+            base=base, changed=changed, removed=removed, verdicts=result.verdicts, config=config,
+            champion=champion, report=report, doc=doc, notes=notes, exit_code=result.exit_code,
+        )
+        return _finish(result, summary_path)
+
+
+def _finish(result: GateResult, summary_path: str | os.PathLike[str] | None) -> GateResult:
+    if summary_path:
+        path = Path(summary_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(result.summary, encoding="utf-8")
+    return result
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _cli_gate(args: argparse.Namespace) -> int:
+    extra = [a for a in args.pytest_args or [] if a != "--"]
+    result = run_gate(
+        args.repo, base=args.base, clips=args.clips, frames=args.frames, report_dir=args.report_dir,
+        summary_path=args.summary, ledger_path=args.ledger, config_path=args.config, cache_dir=args.cache_dir,
+        sandbox=args.sandbox, pytest_args=extra,
+    )
+    print(result.summary)
+    if result.report:
+        print(f"gate: report {result.report}", file=sys.stderr)
+    return result.exit_code
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `gate` subcommand to the harness CLI."""
+    p = subparsers.add_parser(
+        "gate",
+        help="the CI gate: judge the candidates changed relative to a base branch",
+        description="Run the suite on the candidates added or changed relative to --base (plus the champion), "
+        "judge them against the base branch's ledger and fixtures/adoption.toml, and write a Markdown summary. "
+        "Exit 0 when every changed candidate is adoptable (or none changed), 1 when one is not, 2 on errors. "
+        "Never writes the ledger. Arguments after -- go to pytest.",
+    )
+    p.add_argument("--base", default="main", help="the branch or commit to compare with (default: main)")
+    p.add_argument("--repo", default=".", help="the repository (default: .)")
+    p.add_argument("--clips", default=None, help="clip set, folder or manifest (default: the suite's default)")
+    p.add_argument("--frames", type=int, default=None, help="frames per clip (default: fixtures/suite.toml)")
+    p.add_argument("--report-dir", default=None, help="where the JSON report goes (default: <repo>/reports)")
+    p.add_argument("--summary", default=None, metavar="OUT.md", help="write the Markdown summary here too")
+    p.add_argument("--ledger", default=None, help="the ledger to judge against (default: the base branch's ledger.jsonl)")
+    p.add_argument("--config", default=None, help="adoption thresholds (default: the base branch's fixtures/adoption.toml)")
+    p.add_argument("--cache-dir", default=None, help="anchor result cache (default: ~/.cache/codec-harness)")
+    p.add_argument("--sandbox", choices=("bwrap", "none"), default=None, help="passed to the suite")
+    p.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="extra pytest arguments, after --")
+    p.set_defaults(func=_cli_gate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.gate gate ...` (the same as `python -m harness gate ...`)."""
+    parser = argparse.ArgumentParser(prog="python -m harness")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HarnessError as err:
+        print(f"{parser.prog} {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
