@@ -21,7 +21,7 @@ def _source(judge, clip, record):
     record(
         "clip", name=clip, path=info.path, sha256=v.sha256(), width=v.width, height=v.height,
         frames=v.frames, fps=str(v.fps), codec=info.codec, pix_fmt=info.pix_fmt,
-        color_range=info.color_range,
+        color_range=info.color_range, set=judge.clip_sets.get(clip, "public"),
     )
     return source
 

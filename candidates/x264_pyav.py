@@ -1,4 +1,4 @@
-"""Reference wrapper of libx264 (H.264, preset medium, one thread) through PyAV, CRF searched to fit the target rate.
+"""Reference wrapper of libx264 (H.264, preset medium, one thread) through PyAV, constant QP searched to fit the target rate.
 
 The harness is seen to measure a known codec correctly through this candidate.
 
@@ -6,12 +6,12 @@ The harness is seen to measure a known codec correctly through this candidate.
   x264 needs an even size for 4:2:0: an odd width or height is padded by repeating the last
   column or row (the chroma planes already have ceil(size / 2) samples) and cropped on decode.
 * Bitstream: a small header (magic, version, then as varints width, height, frames, fps
-  numerator and denominator, crf x 100, packet count) because raw H.264 carries no frame
+  numerator and denominator, qp x 100, packet count) because raw H.264 carries no frame
   rate (PITFALLS 7), then the size of each packet as a varint, then the packets (Annex-B
   H.264, with x264's SEI text of its version and options removed: ~600 bytes).
-* Rate control: constant rate factor, searched (secant on log size, with a bracket) for the
-  lowest CRF whose whole-clip size is <= 0.98 x the target; the encode is repeated from
-  scratch at each candidate CRF, so the size measured is the size delivered.
+* Rate control: constant QP (CRF mode gave bytes that varied between sandboxed processes), searched (secant on log size, with a bracket) for the
+  lowest QP whose whole-clip size is <= 0.98 x the target; the encode is repeated from
+  scratch at each candidate QP, so the size measured is the size delivered.
 * Determinism: thread_count = 1 (x264 gives other bytes with other thread counts,
   PITFALLS 3), fixed preset and options; the same input gives the same bytes every run.
 """
@@ -29,7 +29,7 @@ __all__ = ["decode", "encode"]
 
 MAGIC = b"X264"
 VERSION = 1
-_CRF_MIN, _CRF_MAX = 0.0, 51.0
+_QP_MAX = 51  # constant QP: inside the sandbox, x264's CRF mode gave bytes that varied between processes
 _RATE_MARGIN = 0.98
 _MAX_SAMPLES = 1 << 31
 
@@ -97,7 +97,7 @@ def _drop_sei(packet: bytes) -> bytes:
     return bytes(out)
 
 
-def _encode_packets(frames: list, width2: int, height2: int, fps: Fraction, crf: float) -> list[bytes]:
+def _encode_packets(frames: list, width2: int, height2: int, fps: Fraction, qp: int) -> list[bytes]:
     ctx = av.CodecContext.create("libx264", "w")
     ctx.width = width2
     ctx.height = height2
@@ -108,7 +108,7 @@ def _encode_packets(frames: list, width2: int, height2: int, fps: Fraction, crf:
     # force-cfr: rate control from frame counts, not timestamps. Without it x264's output
     # changed between processes (PyAV hands over frames whose time base was never set).
     params = "log-level=error:threads=1:lookahead-threads=1:sliced-threads=0:sync-lookahead=0:force-cfr=1"
-    ctx.options = {"preset": "medium", "crf": f"{crf:.2f}", "x264-params": params}
+    ctx.options = {"preset": "medium", "qp": str(qp), "x264-params": params}
     packets = []
     for frame in frames:
         packets.extend(bytes(p) for p in ctx.encode(frame))
@@ -162,24 +162,23 @@ def _search(build, budget: float, start: int, top: int, slope: float) -> bytes:
 
 
 def encode(video: Video, target_bitrate: float) -> bytes:
-    """Encode the whole clip with libx264 at the lowest CRF that fits `target_bitrate` bits per second."""
+    """Encode the whole clip with libx264 at the lowest constant QP that fits `target_bitrate` bits per second."""
     frames_n, height, width = video.y.shape
     width2, height2 = width + (width & 1), height + (height & 1)
     fps = Fraction(video.fps)
     budget = float(target_bitrate) * frames_n / float(fps) / 8.0 * _RATE_MARGIN
 
-    def build(crf4: int) -> bytes:
-        crf = crf4 / 4.0
+    def build(qp: int) -> bytes:
         # Fresh frames for every trial encode: an encoder may leave state on the AVFrames it saw.
-        packets = _encode_packets(_make_frames(video, width2, height2), width2, height2, fps, crf)
-        fields = (width, height, frames_n, fps.numerator, fps.denominator, round(crf * 100), len(packets))
+        packets = _encode_packets(_make_frames(video, width2, height2), width2, height2, fps, qp)
+        fields = (width, height, frames_n, fps.numerator, fps.denominator, qp * 100, len(packets))
         head = MAGIC + bytes([VERSION]) + b"".join(_varint(n) for n in fields)
         return head + b"".join(_varint(len(p)) for p in packets) + b"".join(packets)
 
-    top = int(_CRF_MAX * 4)
+    top = int(_QP_MAX)
     bpp = budget * 8.0 / (frames_n * width2 * height2)
-    crf4 = int(np.clip(round(4 * (26.0 - 6.0 * np.log2(max(bpp, 1e-6) / 0.1))), 0, top))
-    return _search(build, budget, crf4, top, -0.04)
+    qp = int(np.clip(round(26.0 - 6.0 * np.log2(max(bpp, 1e-6) / 0.1)), 0, top))
+    return _search(build, budget, qp, top, -0.16)
 
 
 def decode(bitstream: bytes) -> Video:
@@ -194,7 +193,7 @@ def decode(bitstream: bytes) -> Video:
     for _ in range(7):
         value, pos = _read_varint(data, pos)
         fields.append(value)
-    width, height, frames_n, num, den, _crf100, count = fields
+    width, height, frames_n, num, den, _qp100, count = fields
     if (
         min(width, height, frames_n, num, den, count) < 1
         or frames_n * (width + 1) * (height + 1) > _MAX_SAMPLES

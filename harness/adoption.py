@@ -477,7 +477,9 @@ def _primary_anchor_slot(doc: Mapping, name: str, config: AdoptionConfig) -> dic
     return _dict(_dict(_dict(cand.get("bd_overall")).get(config.bootstrap_anchor)).get(config.primary_metric))
 
 
-def _bootstrap_rank(doc: Mapping, config: AdoptionConfig) -> tuple[list[tuple[float, str]], dict[str, str]]:
+def _bootstrap_rank(
+    doc: Mapping, config: AdoptionConfig, entries: Sequence[LedgerEntry], established: Collection[str]
+) -> tuple[list[tuple[float, str]], dict[str, str]]:
     """Passing candidates with a comparable BD-rate vs the anchor, best first; and why others are not."""
     ranked, excluded = [], {}
     label = f"{metric_label(config.primary_metric)} vs {config.bootstrap_anchor}"
@@ -485,6 +487,13 @@ def _bootstrap_rank(doc: Mapping, config: AdoptionConfig) -> tuple[list[tuple[fl
         problem = _correctness(doc, name, config)
         if problem:
             excluded[name] = problem
+            continue
+        cand = _dict(_dict(doc.get("candidates")).get(name))
+        _, identical = _identical(
+            doc, name, fingerprint(doc, name), _anchor_scores(cand), entries, None, config, established
+        )
+        if identical:
+            excluded[name] = identical
             continue
         slot = _primary_anchor_slot(doc, name, config)
         value = _num(slot.get("bd_rate"))
@@ -579,13 +588,13 @@ def verdict(
         return Verdict(decision="failed", adoptable=False, reasons=reasons, **common)
 
     if champion is None:
-        ranked, excluded = _bootstrap_rank(doc, config)
+        ranked, excluded = _bootstrap_rank(doc, config, entries, established)
         anchor_label = f"{plabel} vs {config.bootstrap_anchor}"
         mine = _num(_primary_anchor_slot(doc, name, config).get("bd_rate"))
         reasons: list[str] = []
         if identical_reason:
             reasons.append(identical_reason)
-        if name in excluded:
+        if name in excluded and excluded[name] != identical_reason:
             reasons.append(excluded[name])
         elif ranked and ranked[0][1] != name:
             best_value, best = ranked[0]

@@ -23,6 +23,7 @@ class SuiteConfig:
     bd_metrics: tuple[str, ...]
     bd_method: str
     max_bd_rate_vs_anchor: float
+    heldout_gap_percent: float
     ladder_bpp: tuple[float, ...]
     max_overshoot: float
     min_psnr_y: float
@@ -41,6 +42,7 @@ class SuiteConfig:
             "bd_metrics": list(self.bd_metrics),
             "bd_method": self.bd_method,
             "max_bd_rate_vs_anchor": self.max_bd_rate_vs_anchor,
+            "heldout_gap_percent": self.heldout_gap_percent,
             "ladder_bpp": list(self.ladder_bpp),
             "max_overshoot": self.max_overshoot,
             "min_psnr_y": self.min_psnr_y,
@@ -101,6 +103,7 @@ def load_suite_config(path: Path) -> SuiteConfig:
         bd_metrics=tuple(bd_metrics),
         bd_method=_get(data, "bd.method", str, path),
         max_bd_rate_vs_anchor=float(_get(data, "gates.max_bd_rate_vs_anchor", num, path)),
+        heldout_gap_percent=float(_get(data, "gates.heldout_gap_percent", num, path)),
         ladder_bpp=tuple(float(x) for x in sorted(ladder)),
         max_overshoot=float(_get(data, "rate.max_overshoot", num, path)),
         min_psnr_y=float(_get(data, "quality.min_psnr_y", num, path)),

@@ -142,14 +142,20 @@ def _md(text: object, limit: int = 220) -> str:
     line = " ".join(str(text or "").split())
     if len(line) > limit:
         line = line[: limit - 1] + "…"
+    # GitHub Markdown: no intraword emphasis with _, so names stay readable; links need [...](...).
     for ch, rep in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("`", "'"), ("*", "\\*"),
-                    ("_", "\\_"), ("[", "\\["), ("]", "\\]"), ("@", "@\u200b")):
+                    ("](", "\\]("), ("@", "@\u200b")):
         line = line.replace(ch, rep)
     return line
 
 
+def _code(text: object) -> str:
+    """Text for inside a code span: one line, no backticks."""
+    return " ".join(str(text).split()).replace("`", "'")
+
+
 def _name(text: str) -> str:
-    return "`" + str(text).replace("`", "'") + "`"
+    return f"`{_code(text)}`"
 
 
 def _bd(value: object) -> str:
@@ -168,7 +174,7 @@ def _secondary_cell(v: Verdict, config: AdoptionConfig) -> str:
 
 def render_summary(
     *, base: str, changed: Sequence[str], removed: Sequence[str], verdicts: Mapping[str, Verdict],
-    config: AdoptionConfig, champion: LedgerEntry | None, report: Path | None, doc: Mapping | None,
+    config: AdoptionConfig, champion: LedgerEntry | None, report_label: str | None, doc: Mapping | None,
     notes: Sequence[str] = (), exit_code: int = 0,
 ) -> str:
     """The Markdown comment: a verdict line per changed candidate with BD-rate vs x265 and the champion."""
@@ -230,9 +236,8 @@ def render_summary(
         f"Clips: {clips or 'n/a'} ({_md(settings.get('frames'))} frames)."
     )
     adoptable = [n for n in changed if verdicts[n].adoptable]
-    report_name = report.name if report else "the report"
     hint = (
-        f"`python -m harness adopt reports/{report_name} {adoptable[0]}`" if adoptable
+        f"`python -m harness adopt {_code(report_label or 'REPORT.json')} {_code(adoptable[0])}`" if adoptable
         else "`python -m harness adopt REPORT.json CANDIDATE`"
     )
     lines.append(
@@ -243,6 +248,10 @@ def render_summary(
 
 
 # ----------------------------------------------------------------------------- running
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _new_report(report_dir: Path, before: set[Path]) -> Path | None:
@@ -323,7 +332,7 @@ def run_gate(
         if not changed:
             result.summary = render_summary(
                 base=base, changed=[], removed=removed, verdicts={}, config=config, champion=champion,
-                report=None, doc=None,
+                report_label=None, doc=None,
             )
             return _finish(result, summary_path)
 
@@ -387,7 +396,8 @@ def run_gate(
         result.exit_code = 0 if all(v.adoptable for v in result.verdicts.values()) else 1
         result.summary = render_summary(
             base=base, changed=changed, removed=removed, verdicts=result.verdicts, config=config,
-            champion=champion, report=report, doc=doc, notes=notes, exit_code=result.exit_code,
+            champion=champion, report_label=_relative(report, repo), doc=doc, notes=notes,
+            exit_code=result.exit_code,
         )
         return _finish(result, summary_path)
 

@@ -156,6 +156,7 @@ class Judge:
         self.candidates = {c.name: c for c in candidates}
         self.champion = champion if champion in self.candidates else None
         self.run_info: dict[str, object] = {}
+        self.clip_sets: dict[str, str] = {name: "public" for name in self.clips}
         self.max_frames = max_frames
         self.store = ClipStore(scratch)
         self.anchor_specs = anchors

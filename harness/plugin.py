@@ -7,6 +7,7 @@ the result file also when pytest-xdist runs the tests elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -36,6 +37,10 @@ CANDIDATE_PROPERTY = "codec_harness_candidate"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("codec-harness", "codec harness")
     group.addoption("--clips", default="default", help="clip set name, folder or manifest .toml (default: default)")
+    group.addoption(
+        "--heldout", default=None,
+        help="a held-out clip set (name, folder or manifest) judged beside --clips and reported side by side",
+    )
     group.addoption("--frames", type=int, default=None, help="frames per clip (default: fixtures/suite.toml)")
     group.addoption("--candidates", default=None, help="comma-separated candidate names (default: all)")
     group.addoption("--candidates-dir", default=None, help="folder of candidates (default: <rootdir>/candidates)")
@@ -143,6 +148,15 @@ class SuiteSession:
             set_name, clips = resolve_clip_set(
                 self.option("clips"), config=fixtures / "clipsets.toml", root=self.root
             )
+            clip_sets = {c.name: "public" for c in clips}
+            if self.option("heldout"):
+                held_name, held = resolve_clip_set(
+                    self.option("heldout"), config=fixtures / "clipsets.toml", root=self.root
+                )
+                held = [dataclasses.replace(c, name=f"heldout-{c.name}") for c in held]
+                clip_sets.update({c.name: "heldout" for c in held})
+                clips = clips + held
+                set_name = f"{set_name} + held-out {held_name}"
             found = discover_candidates(self.option("candidates_dir") or self.root / "candidates")
             names = [n.strip() for n in (self.option("candidates") or "").split(",") if n.strip()]
             candidates = select_candidates(found, names or None)
@@ -179,6 +193,7 @@ class SuiteSession:
             ),
         )
         judge.run_info = self.run_info
+        judge.clip_sets = clip_sets
         self.run_info["settings"] = dict(
             clip_set=set_name,
             frames=frames,

@@ -131,9 +131,33 @@ class ResultCollector:
         if candidate is not None:
             self._candidate(candidate)["tests"][nodeid] = self.tests[nodeid]
 
+    def _by_set(self, per_clip: dict) -> dict[str, object] | None:
+        """Public and held-out BD-rates side by side, flagging a candidate tuned to the public clips."""
+        sets = {name: info.get("set", "public") for name, info in self.clips.items()}
+        if "heldout" not in sets.values():
+            return None
+        suite = self.settings.get("suite", {})
+        anchor, metric = suite.get("rate_anchor", "x265"), (suite.get("bd_metrics") or ["psnr_yuv"])[0]
+        out: dict[str, object] = {}
+        for label in ("public", "heldout"):
+            subset = {c: r for c, r in per_clip.items() if sets.get(c) == label}
+            out[label] = overall_bd(subset).get(anchor, {}).get(metric, {}).get("bd_rate")
+        limit = float(suite.get("heldout_gap_percent", 10.0))
+        gap = out["heldout"] - out["public"] if None not in (out["heldout"], out["public"]) else None
+        out.update(
+            anchor=anchor, metric=metric, gap_percent=gap, limit_percent=limit,
+            flag=(
+                f"held-out clips need {gap:.1f} points more bits than the public ones (limit {limit:g}): "
+                "tuned to the public clips?"
+                if gap is not None and gap > limit else None
+            ),
+        )
+        return out
+
     def document(self, root: Path) -> dict[str, object]:
         for cand in self.candidates.values():
             cand["bd_overall"] = overall_bd(cand.get("bd", {}))
+            cand["bd_by_set"] = self._by_set(cand.get("bd", {}))
             vs = cand.get("bd_vs_champion")
             if vs:
                 vs["overall"] = overall_bd({clip: {"champion": r} for clip, r in vs["per_clip"].items()})["champion"]
