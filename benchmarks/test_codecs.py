@@ -13,6 +13,7 @@ from harness.errors import ClipError, HarnessError
 
 
 def _source(judge, clip, record):
+    record("run", **judge.run_info)
     try:
         source = judge.source(clip)
     except ClipError as err:
@@ -26,8 +27,17 @@ def _source(judge, clip, record):
     return source
 
 
+def _candidate_info(judge, candidate, record):
+    cand = judge.candidates[candidate]
+    record(
+        "candidate", name=candidate, sha256=cand.sha256, summary=cand.summary, size_bytes=cand.size_bytes,
+        path=str(cand.path),
+    )
+
+
 def _point(judge, candidate, clip, rung, record):
     _source(judge, clip, record)
+    _candidate_info(judge, candidate, record)
     result = judge.point(candidate, clip, rung)
     record("point", **result.to_json())
     if not result.ok:
@@ -38,12 +48,9 @@ def _point(judge, candidate, clip, rung, record):
 def test_contract(judge, candidate, record):
     """The candidate imports in the sandbox and defines encode(video, target_bitrate) and decode(bitstream)."""
     record("run", **judge.run_info)
-    cand = judge.candidates[candidate]
+    _candidate_info(judge, candidate, record)
     outcome = judge.check(candidate)
-    record(
-        "candidate", name=candidate, sha256=cand.sha256, summary=cand.summary, size_bytes=cand.size_bytes,
-        path=str(cand.path), check=outcome.to_json(),
-    )
+    record("candidate", name=candidate, check=outcome.to_json())
     if not outcome.ok:
         pytest.fail(outcome.details(), pytrace=False)
 

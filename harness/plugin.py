@@ -31,7 +31,7 @@ from harness.runner import Runner
 from harness.sandbox import Sandbox
 
 PROPERTY = "codec_harness"
-CANDIDATE_PROPERTY = "codec_harness_candidate"
+PARAMS_PROPERTY = "codec_harness_params"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -90,16 +90,15 @@ class SuiteSession:
         for name, value in report.user_properties:
             if name == PROPERTY:
                 self.collector.add(json.loads(value))
-        if CANDIDATE_PROPERTY in props or "benchmarks/" in report.nodeid:
-            self.collector.add_test(
-                report.nodeid, report.outcome, _reason(report), candidate=props.get(CANDIDATE_PROPERTY)
-            )
+        if PARAMS_PROPERTY in props or report.nodeid.startswith("benchmarks/"):
+            params = json.loads(props.get(PARAMS_PROPERTY, "{}"))
+            self.collector.add_test(report.nodeid, report.outcome, _reason(report), params=params)
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             params = getattr(getattr(item, "callspec", None), "params", {})
             if "candidate" in params:
-                item.user_properties.append((CANDIDATE_PROPERTY, params["candidate"]))
+                item.user_properties.append((PARAMS_PROPERTY, json.dumps(params, sort_keys=True)))
                 # With pytest-xdist --dist loadgroup, all tests of one candidate x clip run on one
                 # worker, so each encode/decode happens once (the Judge remembers it per process).
                 group = f"{params['candidate']}-{params.get('clip', '')}"
@@ -117,6 +116,11 @@ class SuiteSession:
             }
         report_dir = Path(self.option("report_dir") or self.root / "reports")
         self.collector.written = self.collector.write(report_dir, root=self.root)
+        from harness.render import write_renderings
+
+        doc = self.collector.last_document
+        write_renderings(doc, self.collector.written)
+        write_renderings(doc, report_dir / "latest.json")
 
     def _champion(self, found, candidates) -> str | None:
         """The ledger's champion, added to the run so every other candidate is compared with it."""

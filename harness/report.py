@@ -59,9 +59,13 @@ def versions() -> dict[str, object]:
     import numpy
 
     from harness import __version__
+    from harness.anchors import anchor_versions
+    from harness.vmaf import vmaf_version
 
     return {
         "harness": __version__,
+        "encoders": anchor_versions(),
+        "vmaf": vmaf_version("vmaf"),
         "av": av.__version__,
         "ffmpeg_libraries": {k: ".".join(map(str, v)) for k, v in av.library_versions.items()},
         "numpy": numpy.__version__,
@@ -93,6 +97,7 @@ class ResultCollector:
         self.champion: dict[str, object] | None = None
         self.tests: dict[str, dict] = {}
         self.written: Path | None = None
+        self.last_document: dict[str, object] | None = None
 
     @property
     def has_results(self) -> bool:
@@ -126,10 +131,16 @@ class ResultCollector:
         elif kind == "settings":
             self.settings.update(item)
 
-    def add_test(self, nodeid: str, outcome: str, reason: str | None, *, candidate: str | None = None) -> None:
-        self.tests[nodeid] = {"outcome": outcome, "reason": reason}
-        if candidate is not None:
-            self._candidate(candidate)["tests"][nodeid] = self.tests[nodeid]
+    def add_test(self, nodeid: str, outcome: str, reason: str | None, *, params: dict | None = None) -> None:
+        """One test's outcome; `params` (candidate, clip, rung) say what it judged."""
+        params = params or {}
+        entry: dict[str, object] = {"outcome": outcome, "reason": reason}
+        entry.update({k: params[k] for k in ("candidate", "clip") if k in params})
+        if "rung" in params:
+            entry["rung"] = f"r{params['rung']}"
+        self.tests[nodeid] = entry
+        if "candidate" in params:
+            self._candidate(params["candidate"])["tests"][nodeid] = entry
 
     def _by_set(self, per_clip: dict) -> dict[str, object] | None:
         """Public and held-out BD-rates side by side, flagging a candidate tuned to the public clips."""
@@ -184,6 +195,7 @@ class ResultCollector:
 
     def write(self, report_dir: Path, *, root: Path) -> Path:
         doc = self.document(root)
+        self.last_document = doc
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         path = report_dir / f"run-{stamp}-{os.getpid()}.json"
         write_json_atomic(path, doc)
