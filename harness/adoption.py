@@ -228,7 +228,8 @@ def _num(value: object) -> float | None:
 
 def _first_line(text: object, limit: int = 240) -> str:
     line = next((ln.strip() for ln in str(text or "").splitlines() if ln.strip()), "")
-    line = line.removeprefix("Failed: ")
+    for prefix in ("Failed: ", "AssertionError: "):  # pytest's wording around the test's own message
+        line = line.removeprefix(prefix)
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -523,19 +524,20 @@ def _vs_champion(doc: Mapping, name: str, champion: LedgerEntry) -> tuple[dict |
     champ = champion.candidate
     label = f"{champ} (seq {champion.seq})"
     champ_doc = _dict(cands.get(champ))
+    ran = champ_doc.get("sha256")
+    if isinstance(ran, str) and ran != champion.source_sha256:
+        return None, (
+            f"the report ran a changed {champ} (source {ran[:12]}, adopted as "
+            f"{champion.source_sha256[:12]}): re-run pytest benchmarks/ with the adopted version"
+        )
     vs = _dict(_dict(cands.get(name)).get("bd_vs_champion"))
     if vs and vs.get("champion") == champ:
-        sha = vs.get("champion_sha256") or champ_doc.get("sha256")
+        sha = vs.get("champion_sha256") or ran
         if sha is None or sha == champion.source_sha256:
             if "overall" not in vs:
                 vs = {**vs, "overall": _overall(_dict(vs.get("per_clip")))}
             return vs, None
     if champ_doc:
-        if champ_doc.get("sha256") not in (None, champion.source_sha256):
-            return None, (
-                f"the report ran a changed {champ} (source {str(champ_doc.get('sha256'))[:12]}, adopted as "
-                f"{champion.source_sha256[:12]}): re-run pytest benchmarks/ with the adopted version"
-            )
         computed = _bd_vs_from_points(doc, name, champ)
         if computed is not None:
             return computed, None
@@ -738,9 +740,16 @@ def _load_doc(report_path: Path) -> tuple[dict, str]:
     return doc, hashlib.sha256(data).hexdigest()
 
 
-def _report_label(path: Path) -> str:
+def _report_label(path: Path, sha256: str) -> str:
+    """The report's path for the ledger: relative to the working directory when inside it, and for
+    reports/latest.json (overwritten by the next run) the run-*.json file with the same bytes."""
+    if path.name == "latest.json":
+        runs = sorted(path.parent.glob("run-*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)[:50]
+        same = next((r for r in runs if hashlib.sha256(r.read_bytes()).hexdigest() == sha256), None)
+        path = same or path
     try:
-        return os.path.relpath(path.resolve(), Path.cwd()) if path.resolve().is_relative_to(Path.cwd()) else str(path)
+        full = path.resolve()
+        return os.path.relpath(full, Path.cwd()) if full.is_relative_to(Path.cwd()) else str(full)
     except (OSError, ValueError):
         return str(path)
 
@@ -812,7 +821,7 @@ def adopt(
         decision="adopted" if v.adoptable else "rejected",
         reason=v.reason,
         parent=parent,
-        report=_report_label(report_path),
+        report=_report_label(report_path, report_sha),
         report_sha256=report_sha,
         scores=v.scores,
         fingerprint=v.fingerprint,

@@ -345,7 +345,7 @@ def run_gate(
             out_dir = repo / out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         before = set(out_dir.glob("run-*.json"))
-        cmd = [python, "-m", "pytest", "benchmarks/test_codecs.py", "-q", "-rfE",
+        cmd = [python, "-m", "pytest", "benchmarks/test_codecs.py", "-q", "-rfE", "--tb=short",
                "--candidates", ",".join(run), "--report-dir", str(out_dir), "--ledger", str(ledger_file)]
         if clips:
             cmd += ["--clips", clips]

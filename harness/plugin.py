@@ -215,6 +215,14 @@ def _session(config: pytest.Config) -> SuiteSession:
 _KEY = pytest.StashKey[SuiteSession]()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """`-n N` alone means --dist loadgroup here: one worker per candidate x clip (see xdist_group)."""
+    option = config.option
+    if getattr(option, "numprocesses", None) and getattr(option, "dist", "no") == "no":
+        option.dist = "loadgroup"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     state = SuiteSession(config)
     config.stash[_KEY] = state
