@@ -53,6 +53,11 @@ def test_contract(judge, candidate, record):
     record("candidate", name=candidate, check=outcome.to_json())
     if not outcome.ok:
         pytest.fail(outcome.details(), pytrace=False)
+    size, cap = judge.candidates[candidate].size_bytes, judge.config.max_candidate_bytes
+    assert size <= cap, (
+        f"{candidate} ships {size} bytes of source and data, over the cap of {cap}: "
+        "a codec may not carry its test material"
+    )
 
 
 def test_round_trip(judge, candidate, clip, rung, record):

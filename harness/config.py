@@ -32,6 +32,7 @@ class SuiteConfig:
     decode_s_per_mpixel: float
     startup_s: float
     peak_rss_bytes: int
+    max_candidate_bytes: int
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -53,6 +54,7 @@ class SuiteConfig:
                 "startup_s": self.startup_s,
                 "peak_rss_bytes": self.peak_rss_bytes,
             },
+            "max_candidate_bytes": self.max_candidate_bytes,
         }
 
 
@@ -112,4 +114,5 @@ def load_suite_config(path: Path) -> SuiteConfig:
         decode_s_per_mpixel=float(_get(data, "budget.decode_s_per_mpixel", num, path)),
         startup_s=float(_get(data, "budget.startup_s", num, path)),
         peak_rss_bytes=int(_get(data, "budget.peak_rss_bytes", int, path)),
+        max_candidate_bytes=int(_get(data, "limits.max_candidate_bytes", int, path)),
     )
