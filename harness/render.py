@@ -708,6 +708,9 @@ def _leaderboard(view: _View) -> str:
     head = ["#", "Candidate", "Verdict"] + [f"{_label(m)} vs {view.rate_anchor}" for m in metrics]
     if champ_any:
         head.append(f"{_label(view.primary)} vs champion")
+    held_any = any(_dict(_dict(view.candidates[n]).get("bd_by_set")) for n in view.candidates)
+    if held_any:
+        head.append(f"{_label(view.primary)} public / held-out")
     head += [f"Worst clip ({_label(view.primary)})", "Source"]
     rows = [
         "<table class='leader'><thead><tr>"
@@ -733,6 +736,8 @@ def _leaderboard(view: _View) -> str:
             if champ:
                 cell = cell.replace("</td>", f' <span class="small">vs {_esc(champ)}</span></td>')
             cells.append(cell)
+        if held_any:
+            cells.append(_held_out_cell(_dict(cand.get("bd_by_set"))))
         worst = view.worst_clip(name)
         cells.append(
             f"<td>{_esc(worst[0])}: <span class='{_bd_class(worst[1])}'>{_esc(bd_words(worst[1]))}</span></td>"
@@ -755,6 +760,18 @@ def _leaderboard(view: _View) -> str:
         "Hover a cell for the clips it covers and why others are left out.</p>"
     )
     return "\n".join(rows) + note
+
+
+def _held_out_cell(by_set: dict) -> str:
+    """Public and held-out BD-rate side by side; a large gap is flagged (tuned to the public clips?)."""
+    if not by_set:
+        return "<td class='na'>n/a</td>"
+    public, held = by_set.get("public"), by_set.get("heldout")
+    text = f"{_esc(bd_words(public))} / {_esc(bd_words(held))}"
+    flag = by_set.get("flag")
+    if flag:
+        return f"<td class='bad' title='{_esc(flag)}'>{text} ⚠</td>"
+    return f"<td>{text}</td>"
 
 
 def _clip_section(view: _View, clip: str, index: int) -> str:
