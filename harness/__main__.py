@@ -25,13 +25,16 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "harness.render",
     "harness.compare",
+    "harness.adoption",
+    "harness.gate",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
-        description="Codec harness tools: render and compare benchmark reports written by `pytest benchmarks/`.",
+        description="Codec harness tools: render and compare the reports of `pytest benchmarks/`, "
+        "adopt candidates into the ledger, run the pull-request gate.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:

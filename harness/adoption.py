@@ -98,8 +98,13 @@ class AdoptionConfig:
     require_all_clips_comparable: bool = True
     require_secondary: bool = True
     required_tests: tuple[str, ...] = (
-        "test_contract", "test_round_trip", "test_rate", "test_quality", "test_limits",
-        "test_determinism", "test_bd_rate",
+        "test_contract",
+        "test_round_trip",
+        "test_rate",
+        "test_quality",
+        "test_limits",
+        "test_determinism",
+        "test_bd_rate",
     )
     identical_score_decimals: int = 3
     bootstrap_anchor: str = "x265"
@@ -122,9 +127,15 @@ class AdoptionConfig:
 
 _KEYS = {
     "adoption": {
-        "primary_metric", "margin_percent", "max_clip_regression_percent", "secondary_metrics",
-        "max_secondary_regression_percent", "require_all_clips_comparable", "require_secondary",
-        "required_tests", "identical_score_decimals",
+        "primary_metric",
+        "margin_percent",
+        "max_clip_regression_percent",
+        "secondary_metrics",
+        "max_secondary_regression_percent",
+        "require_all_clips_comparable",
+        "require_secondary",
+        "required_tests",
+        "identical_score_decimals",
     },
     "bootstrap": {"anchor"},
 }
@@ -172,9 +183,14 @@ def _config_from(data: dict, where: str) -> AdoptionConfig:
     num = (int, float)
     margin = float(get(a, "margin_percent", num, "adoption.margin_percent"))
     clip_reg = float(get(a, "max_clip_regression_percent", num, "adoption.max_clip_regression_percent"))
-    sec_reg = float(get(a, "max_secondary_regression_percent", num, "adoption.max_secondary_regression_percent"))
-    for name, value in (("margin_percent", margin), ("max_clip_regression_percent", clip_reg),
-                        ("max_secondary_regression_percent", sec_reg)):
+    sec_reg = float(
+        get(a, "max_secondary_regression_percent", num, "adoption.max_secondary_regression_percent")
+    )
+    for name, value in (
+        ("margin_percent", margin),
+        ("max_clip_regression_percent", clip_reg),
+        ("max_secondary_regression_percent", sec_reg),
+    ):
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{where}: adoption.{name} = {value} must be a finite number >= 0")
     groups = get(a, "secondary_metrics", list, "adoption.secondary_metrics")
@@ -198,7 +214,9 @@ def _config_from(data: dict, where: str) -> AdoptionConfig:
         max_clip_regression_percent=clip_reg,
         secondary_metrics=tuple(secondary),
         max_secondary_regression_percent=sec_reg,
-        require_all_clips_comparable=get(a, "require_all_clips_comparable", bool, "adoption.require_all_clips_comparable"),
+        require_all_clips_comparable=get(
+            a, "require_all_clips_comparable", bool, "adoption.require_all_clips_comparable"
+        ),
         require_secondary=get(a, "require_secondary", bool, "adoption.require_secondary"),
         required_tests=tuple(required),
         identical_score_decimals=decimals,
@@ -306,7 +324,10 @@ def _bd_vs_from_points(doc: Mapping, name: str, champion: str) -> dict | None:
     metrics = [m for m in suite.get("bd_metrics") or [] if isinstance(m, str)]
     method = suite.get("bd_method") or "pchip"
     clips = list(_dict(doc.get("clips"))) or sorted(
-        {_dict(p).get("clip") for p in _dict(_dict(_dict(doc.get("candidates")).get(name)).get("points")).values()}
+        {
+            _dict(p).get("clip")
+            for p in _dict(_dict(_dict(doc.get("candidates")).get(name)).get("points")).values()
+        }
         - {None}
     )
     if not metrics or not clips:
@@ -322,7 +343,12 @@ def _bd_vs_from_points(doc: Mapping, name: str, champion: str) -> dict | None:
                 per_clip[clip][metric] = bd_rate(ref, test, method=method).to_json()
             except BDRateError as err:
                 per_clip[clip][metric] = {"bd_rate": None, "comparable": False, "warning": str(err)}
-    return {"champion": champion, "per_clip": per_clip, "overall": _overall(per_clip), "computed_by": "adoption"}
+    return {
+        "champion": champion,
+        "per_clip": per_clip,
+        "overall": _overall(per_clip),
+        "computed_by": "adoption",
+    }
 
 
 # ----------------------------------------------------------------------------- verdicts
@@ -421,7 +447,9 @@ def _anchor_scores(cand: Mapping) -> dict[str, dict[str, float | None]]:
 
 def _rounded(scores: Mapping, decimals: int) -> dict:
     return {
-        anchor: {m: (round(v, decimals) if v is not None else None) for m, v in sorted(_dict(metrics).items())}
+        anchor: {
+            m: (round(v, decimals) if v is not None else None) for m, v in sorted(_dict(metrics).items())
+        }
         for anchor, metrics in sorted(_dict(scores).items())
     }
 
@@ -431,8 +459,14 @@ def _has_value(scores: Mapping) -> bool:
 
 
 def _identical(
-    doc: Mapping, name: str, fp: str | None, scores: Mapping, entries: Sequence[LedgerEntry],
-    champion: LedgerEntry | None, config: AdoptionConfig, established: Collection[str] = (),
+    doc: Mapping,
+    name: str,
+    fp: str | None,
+    scores: Mapping,
+    entries: Sequence[LedgerEntry],
+    champion: LedgerEntry | None,
+    config: AdoptionConfig,
+    established: Collection[str] = (),
 ) -> tuple[str | None, str | None]:
     """(identical_to, reason) against earlier ledger entries, then other candidates of the report."""
     cand = _dict(_dict(doc.get("candidates")).get(name))
@@ -548,7 +582,11 @@ def _vs_champion(doc: Mapping, name: str, champion: LedgerEntry) -> tuple[dict |
 
 
 def verdict(
-    doc: Mapping, name: str, *, config: AdoptionConfig, ledger: Ledger | Sequence[LedgerEntry] | None,
+    doc: Mapping,
+    name: str,
+    *,
+    config: AdoptionConfig,
+    ledger: Ledger | Sequence[LedgerEntry] | None,
     established: Collection[str] = (),
 ) -> Verdict:
     """Judge candidate `name` of report `doc` against the ledger's champion (see the module docstring).
@@ -580,8 +618,12 @@ def verdict(
         doc, name, fp, vs_anchor, entries, champion, config, established
     )
     common = {
-        "candidate": name, "scores": scores, "identical_to": identical_to, "fingerprint": fp,
-        "source_sha256": source, "champion": champion.candidate if champion else None,
+        "candidate": name,
+        "scores": scores,
+        "identical_to": identical_to,
+        "fingerprint": fp,
+        "source_sha256": source,
+        "champion": champion.candidate if champion else None,
     }
 
     problem = _correctness(doc, name, config)
@@ -645,7 +687,9 @@ def verdict(
     if p_value is None:
         reasons.append(f"{versus}: not comparable on any clip")
     elif p_value > -config.margin_percent:
-        reasons.append(f"{versus}: {describe(p_value)}, needs at least {config.margin_percent:.1f} % fewer bits")
+        reasons.append(
+            f"{versus}: {describe(p_value)}, needs at least {config.margin_percent:.1f} % fewer bits"
+        )
     clips = list(_dict(doc.get("clips"))) or list(per_clip)
     for clip in clips:
         result = _dict(_dict(per_clip.get(clip)).get(primary))
@@ -664,7 +708,9 @@ def verdict(
     for metric in _secondary(config.secondary_metrics, overall):
         if isinstance(metric, tuple):
             if config.require_secondary:
-                reasons.append(f"no {' or '.join(metric_label(m) for m in metric)} comparison with the champion")
+                reasons.append(
+                    f"no {' or '.join(metric_label(m) for m in metric)} comparison with the champion"
+                )
             continue
         s_slot = _dict(overall.get(metric))
         value = _num(s_slot.get("bd_rate"))
@@ -689,14 +735,22 @@ def verdict(
     if worst_value is not None:
         worst_text = f"; worst clip {worst}: {describe(worst_value)}"
     return Verdict(
-        decision="adopted", adoptable=True, **common,
-        reasons=[f"beats champion {label} on {plabel}: {describe(p_value)} (margin {config.margin_percent:.1f} %){worst_text}"],
+        decision="adopted",
+        adoptable=True,
+        **common,
+        reasons=[
+            f"beats champion {label} on {plabel}: {describe(p_value)} (margin {config.margin_percent:.1f} %){worst_text}"
+        ],
     )
 
 
 def decide_all(
-    doc: Mapping, *, config: AdoptionConfig, ledger: Ledger | Sequence[LedgerEntry] | None,
-    names: Iterable[str] | None = None, established: Collection[str] = (),
+    doc: Mapping,
+    *,
+    config: AdoptionConfig,
+    ledger: Ledger | Sequence[LedgerEntry] | None,
+    names: Iterable[str] | None = None,
+    established: Collection[str] = (),
 ) -> dict[str, Verdict]:
     """A verdict for each candidate of the report (or each of `names`), in report order."""
     entries = _entries(ledger)
@@ -706,7 +760,9 @@ def decide_all(
     }
 
 
-def best_candidate(doc: Mapping, *, config: AdoptionConfig, ledger: Ledger | Sequence[LedgerEntry] | None) -> str:
+def best_candidate(
+    doc: Mapping, *, config: AdoptionConfig, ledger: Ledger | Sequence[LedgerEntry] | None
+) -> str:
     """The adoptable candidate of the report with the best primary BD-rate (vs champion, or vs the anchor)."""
     verdicts = decide_all(doc, config=config, ledger=ledger)
     adoptable = [v for v in verdicts.values() if v.adoptable]
@@ -717,7 +773,9 @@ def best_candidate(doc: Mapping, *, config: AdoptionConfig, ledger: Ledger | Seq
     def key(v: Verdict) -> tuple[float, str]:
         vs = _dict(v.scores.get("vs_champion")).get(config.primary_metric)
         if vs is None:
-            vs = _dict(_dict(v.scores.get("vs_anchor")).get(config.bootstrap_anchor)).get(config.primary_metric)
+            vs = _dict(_dict(v.scores.get("vs_anchor")).get(config.bootstrap_anchor)).get(
+                config.primary_metric
+            )
         return (vs if vs is not None else math.inf, v.candidate)
 
     return min(adoptable, key=key).candidate
@@ -780,7 +838,9 @@ def adopt(
         )
     on_disk = {c.name: c for c in discover_candidates(candidates_dir)}
     if name not in on_disk:
-        raise AdoptionError(f"unknown candidate {name!r}: no candidates/{name}.py or package in {candidates_dir}")
+        raise AdoptionError(
+            f"unknown candidate {name!r}: no candidates/{name}.py or package in {candidates_dir}"
+        )
     judged_sha = cands[name].get("sha256")
     if not isinstance(judged_sha, str):
         raise AdoptionError(
@@ -804,8 +864,11 @@ def adopt(
     if not v.adoptable and not force_record_rejection:
         earlier = next(
             (
-                e for e in reversed(entries)
-                if e.decision == "rejected" and e.candidate == name and e.source_sha256 == judged_sha
+                e
+                for e in reversed(entries)
+                if e.decision == "rejected"
+                and e.candidate == name
+                and e.source_sha256 == judged_sha
                 and _dict(e.extra.get("champion")).get("seq") == (champion.seq if champion else None)
             ),
             None,
@@ -849,8 +912,17 @@ def _fmt(value: object) -> str:
 
 def ledger_table(entries: Sequence[LedgerEntry], *, primary: str = "psnr_yuv", anchor: str = "x265") -> str:
     """The ledger as a plain-text table and the champion line."""
-    head = ("seq", "time (UTC)", "decision", "candidate", "source", "parent",
-            f"vs {anchor}", "vs champion", "reason")
+    head = (
+        "seq",
+        "time (UTC)",
+        "decision",
+        "candidate",
+        "source",
+        "parent",
+        f"vs {anchor}",
+        "vs champion",
+        "reason",
+    )
     rows = []
     for e in entries:
         vs_anchor = _dict(_dict(e.scores.get("vs_anchor")).get(anchor)).get(primary)
@@ -858,8 +930,19 @@ def ledger_table(entries: Sequence[LedgerEntry], *, primary: str = "psnr_yuv", a
         reason = e.reason if len(e.reason) <= 90 else e.reason[:89] + "…"
         if e.identical_to:
             reason = f"[identical to {e.identical_to}] {reason}"
-        rows.append((str(e.seq), e.time_utc.replace("+00:00", "Z"), e.decision, e.candidate,
-                     e.source_sha256[:12], e.parent or "-", _fmt(vs_anchor), _fmt(vs_champ), reason))
+        rows.append(
+            (
+                str(e.seq),
+                e.time_utc.replace("+00:00", "Z"),
+                e.decision,
+                e.candidate,
+                e.source_sha256[:12],
+                e.parent or "-",
+                _fmt(vs_anchor),
+                _fmt(vs_champ),
+                reason,
+            )
+        )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
     lines = []
     for r in [head, *rows]:
@@ -888,8 +971,13 @@ def _cli_adopt(args: argparse.Namespace) -> int:
         doc, _ = _load_doc(Path(args.report))
         name = best_candidate(doc, config=config, ledger=ledger)
     entry = adopt(
-        args.report, name, ledger=ledger, candidates_dir=args.candidates_dir, config=config,
-        parent=args.parent, force_record_rejection=args.force_record,
+        args.report,
+        name,
+        ledger=ledger,
+        candidates_dir=args.candidates_dir,
+        config=config,
+        parent=args.parent,
+        force_record_rejection=args.force_record,
     )
     print(f"{entry.decision}: {entry.candidate} (seq {entry.seq}, source {entry.source_sha256[:12]})")
     for reason in _dict(entry.extra).get("reasons") or [entry.reason]:
@@ -922,16 +1010,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("report", help="a JSON report written by pytest benchmarks/ (e.g. reports/latest.json)")
     p.add_argument("candidate", nargs="?", help="the candidate's name")
-    p.add_argument("--best", action="store_true", help="the best adoptable candidate of the report (seeds the ledger)")
+    p.add_argument(
+        "--best", action="store_true", help="the best adoptable candidate of the report (seeds the ledger)"
+    )
     p.add_argument("--ledger", default=str(DEFAULT_LEDGER), help="the ledger (default: ledger.jsonl)")
     p.add_argument("--parent", default=None, help="the candidate it was derived from, if known")
-    p.add_argument("--candidates-dir", default="candidates", help="where the candidates are (default: candidates)")
+    p.add_argument(
+        "--candidates-dir", default="candidates", help="where the candidates are (default: candidates)"
+    )
     p.add_argument("--config", default=None, help="adoption thresholds (default: fixtures/adoption.toml)")
-    p.add_argument("--force-record", action="store_true", help="record a rejection again even if already recorded")
+    p.add_argument(
+        "--force-record", action="store_true", help="record a rejection again even if already recorded"
+    )
     p.set_defaults(func=_cli_adopt)
 
     q = subparsers.add_parser(
-        "ledger", help="print the adoption ledger and the current champion",
+        "ledger",
+        help="print the adoption ledger and the current champion",
         description="Print every ledger entry as a table and the current champion (the last adopted entry).",
     )
     q.add_argument("--ledger", default=str(DEFAULT_LEDGER), help="the ledger (default: ledger.jsonl)")

@@ -101,7 +101,9 @@ def _check_repo(repo: Path, base: str) -> None:
     if _git(repo, "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
         raise GateError(f"{repo} is not a git repository")
     if _git(repo, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).returncode != 0:
-        raise GateError(f"unknown base {base!r}: no such branch or commit in {repo} (fetch it, e.g. git fetch origin)")
+        raise GateError(
+            f"unknown base {base!r}: no such branch or commit in {repo} (fetch it, e.g. git fetch origin)"
+        )
 
 
 def changed_paths(repo: Path, base: str) -> list[str]:
@@ -143,8 +145,16 @@ def _md(text: object, limit: int = 220) -> str:
     if len(line) > limit:
         line = line[: limit - 1] + "…"
     # GitHub Markdown: no intraword emphasis with _, so names stay readable; links need [...](...).
-    for ch, rep in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("`", "'"), ("*", "\\*"),
-                    ("](", "\\]("), ("@", "@\u200b")):
+    for ch, rep in (
+        ("\\", "\\\\"),
+        ("|", "\\|"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("`", "'"),
+        ("*", "\\*"),
+        ("](", "\\]("),
+        ("@", "@\u200b"),
+    ):
         line = line.replace(ch, rep)
     return line
 
@@ -173,17 +183,28 @@ def _secondary_cell(v: Verdict, config: AdoptionConfig) -> str:
 
 
 def render_summary(
-    *, base: str, changed: Sequence[str], removed: Sequence[str], verdicts: Mapping[str, Verdict],
-    config: AdoptionConfig, champion: LedgerEntry | None, report_label: str | None, doc: Mapping | None,
-    notes: Sequence[str] = (), exit_code: int = 0,
+    *,
+    base: str,
+    changed: Sequence[str],
+    removed: Sequence[str],
+    verdicts: Mapping[str, Verdict],
+    config: AdoptionConfig,
+    champion: LedgerEntry | None,
+    report_label: str | None,
+    doc: Mapping | None,
+    notes: Sequence[str] = (),
+    exit_code: int = 0,
 ) -> str:
     """The Markdown comment: a verdict line per changed candidate with BD-rate vs x265 and the champion."""
     primary = config.primary_metric
     anchor = config.bootstrap_anchor
     lines = [MARKER]
     if not changed:
-        lines += ["## Candidate gate: no candidate changed", "",
-                  f"No candidate under `candidates/` was added or changed relative to `{_md(base)}`; nothing to judge."]
+        lines += [
+            "## Candidate gate: no candidate changed",
+            "",
+            f"No candidate under `candidates/` was added or changed relative to `{_md(base)}`; nothing to judge.",
+        ]
         if removed:
             lines.append(f"Removed (not judged): {', '.join(_name(n) for n in removed)}.")
         return "\n".join(lines) + "\n"
@@ -191,7 +212,8 @@ def render_summary(
     lines.append(f"## Candidate gate: {'✅ adoptable' if ok else '❌ not adoptable'}")
     lines.append("")
     champ = (
-        f"champion {_name(champion.candidate)} (ledger seq {champion.seq})" if champion
+        f"champion {_name(champion.candidate)} (ledger seq {champion.seq})"
+        if champion
         else "no champion yet: the best passing candidate becomes the first (every candidate ran)"
     )
     lines.append(f"Changed vs `{_md(base)}`: {', '.join(_name(n) for n in changed)}; {champ}.")
@@ -237,7 +259,8 @@ def render_summary(
     )
     adoptable = [n for n in changed if verdicts[n].adoptable]
     hint = (
-        f"`python -m harness adopt {_code(report_label or 'REPORT.json')} {_code(adoptable[0])}`" if adoptable
+        f"`python -m harness adopt {_code(report_label or 'REPORT.json')} {_code(adoptable[0])}`"
+        if adoptable
         else "`python -m harness adopt REPORT.json CANDIDATE`"
     )
     lines.append(
@@ -324,29 +347,51 @@ def run_gate(
         if changed and judge_changes:
             notes.append(
                 "this change also edits how candidates are judged ("
-                + ", ".join(judge_changes[:8]) + (", …" if len(judge_changes) > 8 else "")
+                + ", ".join(judge_changes[:8])
+                + (", …" if len(judge_changes) > 8 else "")
                 + "): a person must review it"
             )
 
         result = GateResult(exit_code=0, changed=changed, removed=removed, champion=champion)
         if not changed:
             result.summary = render_summary(
-                base=base, changed=[], removed=removed, verdicts={}, config=config, champion=champion,
-                report_label=None, doc=None,
+                base=base,
+                changed=[],
+                removed=removed,
+                verdicts={},
+                config=config,
+                champion=champion,
+                report_label=None,
+                doc=None,
             )
             return _finish(result, summary_path)
 
         run = list(changed)
         if champion is None:
             # First-champion rule: the best passing candidate of all, so every candidate runs.
-            run += [c.name for c in discover_candidates(repo / CANDIDATES) if c.name not in run and not c.problem]
+            run += [
+                c.name for c in discover_candidates(repo / CANDIDATES) if c.name not in run and not c.problem
+            ]
         out_dir = Path(report_dir) if report_dir else repo / "reports"
         if not out_dir.is_absolute():
             out_dir = repo / out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         before = set(out_dir.glob("run-*.json"))
-        cmd = [python, "-m", "pytest", "benchmarks/test_codecs.py", "-q", "-rfE", "--tb=short",
-               "--candidates", ",".join(run), "--report-dir", str(out_dir), "--ledger", str(ledger_file)]
+        cmd = [
+            python,
+            "-m",
+            "pytest",
+            "benchmarks/test_codecs.py",
+            "-q",
+            "-rfE",
+            "--tb=short",
+            "--candidates",
+            ",".join(run),
+            "--report-dir",
+            str(out_dir),
+            "--ledger",
+            str(ledger_file),
+        ]
         if clips:
             cmd += ["--clips", clips]
         if frames is not None:
@@ -383,7 +428,10 @@ def run_gate(
         for name in changed:
             if name not in verdicts:
                 verdicts[name] = Verdict(
-                    candidate=name, decision="failed", adoptable=False, scores={},
+                    candidate=name,
+                    decision="failed",
+                    adoptable=False,
+                    scores={},
                     reasons=[f"not judged: the report has no results for {name} (see the pytest output)"],
                 )
         result.verdicts = {n: verdicts[n] for n in changed}
@@ -395,8 +443,15 @@ def run_gate(
             notes.append(note)
         result.exit_code = 0 if all(v.adoptable for v in result.verdicts.values()) else 1
         result.summary = render_summary(
-            base=base, changed=changed, removed=removed, verdicts=result.verdicts, config=config,
-            champion=champion, report_label=_relative(report, repo), doc=doc, notes=notes,
+            base=base,
+            changed=changed,
+            removed=removed,
+            verdicts=result.verdicts,
+            config=config,
+            champion=champion,
+            report_label=_relative(report, repo),
+            doc=doc,
+            notes=notes,
             exit_code=result.exit_code,
         )
         return _finish(result, summary_path)
@@ -416,9 +471,17 @@ def _finish(result: GateResult, summary_path: str | os.PathLike[str] | None) -> 
 def _cli_gate(args: argparse.Namespace) -> int:
     extra = [a for a in args.pytest_args or [] if a != "--"]
     result = run_gate(
-        args.repo, base=args.base, clips=args.clips, frames=args.frames, report_dir=args.report_dir,
-        summary_path=args.summary, ledger_path=args.ledger, config_path=args.config, cache_dir=args.cache_dir,
-        sandbox=args.sandbox, pytest_args=extra,
+        args.repo,
+        base=args.base,
+        clips=args.clips,
+        frames=args.frames,
+        report_dir=args.report_dir,
+        summary_path=args.summary,
+        ledger_path=args.ledger,
+        config_path=args.config,
+        cache_dir=args.cache_dir,
+        sandbox=args.sandbox,
+        pytest_args=extra,
     )
     print(result.summary)
     if result.report:
@@ -438,15 +501,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--base", default="main", help="the branch or commit to compare with (default: main)")
     p.add_argument("--repo", default=".", help="the repository (default: .)")
-    p.add_argument("--clips", default=None, help="clip set, folder or manifest (default: the suite's default)")
+    p.add_argument(
+        "--clips", default=None, help="clip set, folder or manifest (default: the suite's default)"
+    )
     p.add_argument("--frames", type=int, default=None, help="frames per clip (default: fixtures/suite.toml)")
     p.add_argument("--report-dir", default=None, help="where the JSON report goes (default: <repo>/reports)")
     p.add_argument("--summary", default=None, metavar="OUT.md", help="write the Markdown summary here too")
-    p.add_argument("--ledger", default=None, help="the ledger to judge against (default: the base branch's ledger.jsonl)")
-    p.add_argument("--config", default=None, help="adoption thresholds (default: the base branch's fixtures/adoption.toml)")
+    p.add_argument(
+        "--ledger", default=None, help="the ledger to judge against (default: the base branch's ledger.jsonl)"
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="adoption thresholds (default: the base branch's fixtures/adoption.toml)",
+    )
     p.add_argument("--cache-dir", default=None, help="anchor result cache (default: ~/.cache/codec-harness)")
     p.add_argument("--sandbox", choices=("bwrap", "none"), default=None, help="passed to the suite")
-    p.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="extra pytest arguments, after --")
+    p.add_argument(
+        "pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="extra pytest arguments, after --"
+    )
     p.set_defaults(func=_cli_gate)
 
 

@@ -172,8 +172,8 @@ class ResultCollector:
             vs = cand.get("bd_vs_champion")
             if vs:
                 vs["overall"] = overall_bd({clip: {"champion": r} for clip, r in vs["per_clip"].items()})["champion"]
-                if self.champion:
-                    vs["champion_sha256"] = self.champion.get("sha256")
+                # The source that ran in this report (the ledger's hash is in doc["champion"]).
+                vs["champion_sha256"] = self.candidates.get(vs["champion"], {}).get("sha256")
             outcomes = [t["outcome"] for t in cand["tests"].values()]
             cand["summary"] = {o: outcomes.count(o) for o in sorted(set(outcomes))}
             cand["passed_all"] = bool(outcomes) and all(o == "passed" for o in outcomes)

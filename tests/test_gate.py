@@ -1,0 +1,407 @@
+"""The CI gate end to end on a temporary git repository, and its parts.
+
+The repository holds a copy of this project's harness, suite and fixtures with the two reference
+candidates, and a ledger whose champion is dct_inter. The suite runs for real (sandboxed) on one
+small clip, 3 frames, with an anchor cache shared by the runs of this module:
+
+1. a pull request adding `x264_copy` (the libx264 wrapper under another docstring) passes the
+   gate: it beats dct_inter by far more than the margin; it is then adopted after the merge;
+2. a pull request adding `x264_again` (another copy) and `broken` (a decoder returning black
+   frames) fails the gate: x264_again's bitstreams are identical to the champion's ledger entry
+   (the seeds' failure: the same code judged again under a new name), broken fails test_quality.
+   The same pull request edits ledger.jsonl to crown `broken`: the gate judges against the base
+   branch's ledger, says so, and never writes the ledger itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import gate
+from harness.adoption import AdoptionConfig, Verdict, adopt, load_adoption_config
+from harness.candidate import discover_candidates
+from harness.ledger import Ledger, LedgerEntry
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = "svt_park_joy_160x90_10f.y4m"
+
+BROKEN = '''"""Broken on purpose: stores only the clip's shape and decodes black frames."""
+
+import struct
+from fractions import Fraction
+
+import numpy as np
+
+from harness.video import Video
+
+
+def encode(video, target_bitrate):
+    return struct.pack("<5I", video.width, video.height, video.frames, video.fps.numerator, video.fps.denominator)
+
+
+def decode(bitstream):
+    width, height, frames, num, den = struct.unpack("<5I", bitstream)
+    y = np.zeros((frames, height, width), np.uint8)
+    u = np.zeros((frames, (height + 1) // 2, (width + 1) // 2), np.uint8)
+    return Video(y, u, u.copy(), Fraction(num, den))
+'''
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-c", "user.name=gate test", "-c", "user.email=gate@test", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, f"git {' '.join(args)}: {out.stderr}"
+    return out.stdout
+
+
+def init_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    return path
+
+
+def renamed_copy(source: Path, target: Path, first_line: str) -> None:
+    text = source.read_text()
+    assert text.startswith('"""')
+    rest = text[3:].split("\n", 1)[1]
+    target.write_text(f'"""{first_line}\n{rest}')
+
+
+@pytest.fixture(scope="module")
+def shared_clip(shared_fixtures) -> Path:
+    return shared_fixtures / CLIP
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, shared_clip) -> dict[str, Path]:
+    """A project repository on branch main (champion dct_inter in its ledger), clips and a cache."""
+    top = tmp_path_factory.mktemp("gate")
+    clips = top / "clips"
+    clips.mkdir()
+    shutil.copy(shared_clip, clips / "park.y4m")
+    repo = init_repo(top / "project")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("harness", "benchmarks", "fixtures"):
+        shutil.copytree(REPO / folder, repo / folder, ignore=ignore)
+    for name in ("conftest.py", "pyproject.toml", ".gitignore"):
+        shutil.copy(REPO / name, repo / name)
+    (repo / "candidates").mkdir()
+    for name in ("dct_inter.py", "x264_pyav.py"):
+        shutil.copy(REPO / "candidates" / name, repo / "candidates" / name)
+    found = {c.name: c for c in discover_candidates(repo / "candidates")}
+    Ledger(repo / "ledger.jsonl").append(
+        LedgerEntry(
+            candidate="dct_inter",
+            source_sha256=found["dct_inter"].sha256,
+            decision="adopted",
+            reason="seeded by the gate test",
+        )
+    )
+    (repo / "ledger.jsonl.lock").unlink()
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "project with two reference candidates; champion dct_inter")
+    return {"top": top, "repo": repo, "clips": clips, "cache": top / "cache", "reports": top / "reports"}
+
+
+def run_gate_cli(ws: dict[str, Path], summary: Path, *extra: str) -> int:
+    return gate.main(
+        [
+            "gate",
+            "--repo",
+            str(ws["repo"]),
+            "--base",
+            "main",
+            "--clips",
+            str(ws["clips"]),
+            "--frames",
+            "3",
+            "--cache-dir",
+            str(ws["cache"]),
+            "--report-dir",
+            str(ws["reports"]),
+            "--summary",
+            str(summary),
+            *extra,
+        ]
+    )
+
+
+@pytest.mark.sandbox
+def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
+    ws, repo = workspace, workspace["repo"]
+    config = load_adoption_config(repo / "fixtures" / "adoption.toml")
+
+    # 1. A good change: a new candidate that beats the champion.
+    git(repo, "checkout", "-qb", "add-x264-copy")
+    renamed_copy(
+        repo / "candidates" / "x264_pyav.py",
+        repo / "candidates" / "x264_copy.py",
+        "Copy of the libx264 reference wrapper under another name.",
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "x264_copy")
+    summary = ws["top"] / "gate-good.md"
+    assert run_gate_cli(ws, summary) == 0
+    text = summary.read_text()
+    out = capsys.readouterr().out
+    assert text in out  # printed as well
+    assert text.startswith(gate.MARKER)
+    assert "## Candidate gate: ✅ adoptable" in text
+    assert "Changed vs `main`: `x264_copy`; champion `dct_inter` (ledger seq 1)." in text
+    row = next(line for line in text.splitlines() if line.startswith("| `x264_copy`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "✅ adoptable"
+    assert cells[3].startswith("↓ ") and cells[3].endswith("% fewer bits")  # vs the champion
+    assert "- **`x264_copy`** — adoptable: beats champion dct_inter (seq 1) on PSNR-YUV: ↓ " in text
+    assert "The gate does not write the ledger" in text
+    reports = sorted(ws["reports"].glob("run-*.json"))
+    assert len(reports) == 1
+    doc = json.loads(reports[0].read_text())
+    assert set(doc["candidates"]) == {"x264_copy", "dct_inter"}  # the changed one and the champion
+    assert doc["candidates"]["dct_inter"]["passed_all"] and doc["candidates"]["x264_copy"]["passed_all"]
+    assert [e.candidate for e in Ledger(repo / "ledger.jsonl").entries()] == ["dct_inter"]
+
+    # After the merge, adoption is its own step (from the gate's report: the sources are the same).
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--ff-only", "add-x264-copy")
+    entry = adopt(
+        reports[0],
+        "x264_copy",
+        ledger=Ledger(repo / "ledger.jsonl"),
+        candidates_dir=repo / "candidates",
+        config=config,
+        parent="x264_pyav",
+    )
+    assert (entry.decision, entry.seq, entry.parent) == ("adopted", 2, "x264_pyav")
+    (repo / "ledger.jsonl.lock").unlink()
+    git(repo, "commit", "-qam", "adopt x264_copy")
+    ledger_before = (repo / "ledger.jsonl").read_bytes()
+
+    # 2. A bad change: another copy (identical bitstreams) and a broken candidate, and a forged ledger.
+    git(repo, "checkout", "-qb", "bad-change")
+    renamed_copy(
+        repo / "candidates" / "x264_pyav.py",
+        repo / "candidates" / "x264_again.py",
+        "Yet another name for the libx264 reference wrapper.",
+    )
+    (repo / "candidates" / "broken.py").write_text(BROKEN)
+    broken_sha = {c.name: c.sha256 for c in discover_candidates(repo / "candidates")}["broken"]
+    forged = LedgerEntry(
+        candidate="broken", source_sha256=broken_sha, decision="adopted", reason="trust me", seq=3
+    )
+    with open(repo / "ledger.jsonl", "a") as f:
+        f.write(json.dumps(forged.to_json()) + "\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two more candidates")
+    summary = ws["top"] / "gate-bad.md"
+    assert run_gate_cli(ws, summary) == 1
+    capsys.readouterr()
+    text = summary.read_text()
+    assert "## Candidate gate: ❌ not adoptable" in text
+    assert "Changed vs `main`: `broken`, `x264_again`; champion `x264_copy` (ledger seq 2)." in text
+    assert (
+        "- **`x264_again`** — rejected: identical results to x264_copy (seq 2): the same bitstreams — "
+        "is this the same codec?"
+    ) in text
+    broken_line = next(line for line in text.splitlines() if line.startswith("- **`broken`**"))
+    assert broken_line.startswith("- **`broken`** — failed: test_quality[broken-park-r0] failed: PSNR-Y ")
+    assert "under the floor" in broken_line
+    assert "this change edits ledger.jsonl; the gate judged against main's ledger" in text
+    assert "this change also edits how candidates are judged (ledger.jsonl)" in text
+    newest = max(ws["reports"].glob("run-*.json"), key=lambda p: p.stat().st_mtime_ns)
+    doc = json.loads(newest.read_text())
+    assert set(doc["candidates"]) == {"broken", "x264_again", "x264_copy"}
+    assert doc["champion"]["name"] == "x264_copy"
+    # The gate never writes the ledger (the committed forged line stays the pull request's own).
+    git(repo, "checkout", "-q", "main")
+    assert (repo / "ledger.jsonl").read_bytes() == ledger_before
+
+
+def test_no_candidate_changed_passes_without_running_the_suite(workspace, tmp_path, capsys):
+    summary = tmp_path / "gate.md"
+    before = set(workspace["reports"].glob("run-*.json")) if workspace["reports"].exists() else set()
+    # a branch whose change does not touch candidates/
+    repo = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(workspace["repo"]), str(repo)], check=True)
+    (repo / "README.md").write_text("notes\n")
+    assert gate.main(["gate", "--repo", str(repo), "--base", "origin/main", "--summary", str(summary)]) == 0
+    text = summary.read_text()
+    assert "## Candidate gate: no candidate changed" in text
+    assert "nothing to judge" in text
+    assert (
+        set(workspace["reports"].glob("run-*.json")) if workspace["reports"].exists() else set()
+    ) == before
+
+
+def test_usage_errors_exit_2(workspace, tmp_path, capsys):
+    assert gate.main(["gate", "--repo", str(workspace["repo"]), "--base", "no-such-branch"]) == 2
+    assert "unknown base 'no-such-branch'" in capsys.readouterr().err
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert gate.main(["gate", "--repo", str(plain)]) == 2
+    assert "is not a git repository" in capsys.readouterr().err
+    assert gate.main(["gate", "--repo", str(workspace["repo"]), "--frames", "0"]) == 2
+    assert "--frames must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        gate.main(["gate", "--no-such-option"])
+    assert stop.value.code == 2
+
+
+def test_changed_candidates_from_commits_worktree_and_untracked_files(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    cands = repo / "candidates"
+    (cands / "pkg").mkdir(parents=True)
+    for name in ("a", "gone", "same"):
+        (cands / f"{name}.py").write_text(f'"""{name}."""\ndef encode(v, r): ...\ndef decode(b): ...\n')
+    (cands / "pkg" / "__init__.py").write_text('"""pkg."""\nfrom .impl import encode, decode\n')
+    (cands / "pkg" / "impl.py").write_text("def encode(v, r): ...\ndef decode(b): ...\n")
+    (cands / "README.md").write_text("what goes here\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "checkout", "-qb", "work")
+    (cands / "pkg" / "impl.py").write_text("def encode(v, r): return b''\ndef decode(b): ...\n")  # committed
+    (cands / "gone.py").unlink()
+    (cands / "README.md").write_text("changed notes\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "change")
+    (cands / "a.py").write_text(
+        '"""a, edited."""\ndef encode(v, r): ...\ndef decode(b): ...\n'
+    )  # uncommitted
+    (cands / "staged.py").write_text('"""s."""\ndef encode(v, r): ...\ndef decode(b): ...\n')
+    git(repo, "add", "candidates/staged.py")
+    (cands / "new.py").write_text('"""n."""\ndef encode(v, r): ...\ndef decode(b): ...\n')  # untracked
+    (cands / "__pycache__").mkdir()
+    (cands / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    assert gate.changed_candidates(repo, "main") == (["a", "new", "pkg", "staged"], ["gone"])
+    git(repo, "checkout", "-q", "-f", "main")
+    git(repo, "clean", "-qfdx")
+    assert gate.changed_candidates(repo, "main") == ([], [])
+
+
+def test_summary_escapes_untrusted_text():
+    config = AdoptionConfig()
+    v = Verdict(
+        candidate="evil",
+        decision="failed",
+        adoptable=False,
+        scores={},
+        reasons=[
+            "test_contract[evil] failed: <script>alert(1)</script> | @maintainer [click](http://x) `rm`\nline2"
+        ],
+    )
+    text = gate.render_summary(
+        base="main",
+        changed=["evil"],
+        removed=[],
+        verdicts={"evil": v},
+        config=config,
+        champion=None,
+        report_label=None,
+        doc=None,
+        exit_code=1,
+    )
+    line = next(x for x in text.splitlines() if x.startswith("- **`evil`**"))
+    assert "<script>" not in line and "&lt;script&gt;" in line
+    assert "\\|" in line and "@\u200bmaintainer" in line and "[click](http" not in line and "`rm`" not in line
+    assert "line2" in line  # one line
+
+
+def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp_path, monkeypatch, capsys):
+    """Bootstrap in the gate, with the suite replaced by a recorded report (no sandbox, instant)."""
+    repo = init_repo(tmp_path / "r")
+    shutil.copytree(REPO / "fixtures", repo / "fixtures")
+    (repo / "candidates").mkdir()
+    shutil.copy(REPO / "candidates" / "x264_pyav.py", repo / "candidates" / "x264_pyav.py")
+    (repo / "ledger.jsonl").write_text("")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "checkout", "-qb", "pr")
+    shutil.copy(REPO / "candidates" / "dct_inter.py", repo / "candidates" / "dct_inter.py")
+
+    recorded = json.loads((REPO / "tests" / "data" / "adoption_report.json").read_text())
+    for test in recorded["candidates"]["x264_pyav"]["tests"].values():
+        test.update(outcome="passed", reason=None)
+    recorded["candidates"]["x264_pyav"]["passed_all"] = True
+    calls = []
+    real_run = subprocess.run
+
+    def fake_run(cmd, *args, **kwargs):
+        if cmd[1:3] != ["-m", "pytest"]:
+            return real_run(cmd, *args, **kwargs)
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("--report-dir") + 1])
+        (out / "run-fake.json").write_text(json.dumps(recorded))
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(gate.subprocess, "run", fake_run)
+    summary = tmp_path / "gate.md"
+    assert (
+        gate.main(
+            ["gate", "--repo", str(repo), "--report-dir", str(tmp_path / "rep"), "--summary", str(summary)]
+        )
+        == 1
+    )
+    (cmd,) = calls
+    assert cmd[cmd.index("--candidates") + 1] == "dct_inter,x264_pyav"
+    assert Path(cmd[cmd.index("--ledger") + 1]).parent != repo  # the base branch's ledger, copied
+    text = summary.read_text()
+    assert "no champion yet: the best passing candidate becomes the first (every candidate ran)" in text
+    assert (
+        "- **`dct_inter`** — rejected: not the best reference candidate for the first champion: x264_pyav"
+        in text
+    )
+
+    # pytest itself failing (e.g. a usage error) is the gate's error, exit 2
+    monkeypatch.setattr(
+        gate.subprocess,
+        "run",
+        lambda cmd, *a, **k: (
+            subprocess.CompletedProcess(cmd, 4) if cmd[1:3] == ["-m", "pytest"] else real_run(cmd, *a, **k)
+        ),
+    )
+    assert gate.main(["gate", "--repo", str(repo), "--report-dir", str(tmp_path / "rep2")]) == 2
+    assert "pytest benchmarks/ exited with status 4 and wrote no report" in capsys.readouterr().err
+
+
+def test_the_workflow_runs_the_gate_on_candidate_pull_requests():
+    path = REPO / ".github" / "workflows" / "candidate-gate.yml"
+    text = path.read_text()
+    for needle in (
+        "pull_request:",
+        '"candidates/**"',
+        "runs-on: ubuntu-24.04",
+        "fetch-depth: 0",
+        'python-version: "3.11"',
+        "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+        "scripts/bootstrap",
+        "path: ~/.cache/codec-harness",
+        "hashFiles('fixtures/anchors.toml', 'fixtures/suite.toml')",
+        '.venv/bin/python -m harness gate --base "origin/${BASE_REF}" --summary gate.md --report-dir reports',
+        "actions/upload-artifact@v4",
+        "reports/*.json",
+        "reports/*.html",
+        "pull-requests: write",
+        gate.MARKER,
+        "steps.gate.outputs.status != '0'",
+    ):
+        assert needle in text, needle
+    try:
+        import yaml
+    except ImportError:  # PyYAML is not a dependency; the text checks above still ran
+        return
+    flow = yaml.safe_load(text)
+    steps = flow["jobs"]["gate"]["steps"]
+    names = [s.get("name") or s.get("uses") for s in steps]
+    assert names.index("Allow unprivileged user namespaces (bubblewrap)") < names.index("Gate")
+    assert steps[-1]["if"] == "steps.gate.outputs.status != '0'"
+    assert flow[True]["pull_request"]["paths"] == ["candidates/**"]  # YAML 1.1 reads `on` as True
