@@ -74,5 +74,28 @@ class ResultCache:
         }
         write_json_atomic(self._path(kind, key), entry)
 
+    def put_blob(self, data: bytes) -> str:
+        """Store bytes under their sha256 (content-addressed); returns the hash."""
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.directory / "blobs" / sha[:2] / sha
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return sha
+
+    def get_blob(self, sha: str) -> bytes | None:
+        """The bytes stored under `sha`, or None when missing or not matching their hash."""
+        path = self.directory / "blobs" / sha[:2] / sha
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != sha:
+            self.rejected.append(str(path))
+            return None
+        return data
+
     def stats(self) -> dict[str, object]:
         return {"directory": str(self.directory), "hits": self.hits, "misses": self.misses, "rejected": self.rejected}

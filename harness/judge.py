@@ -22,6 +22,9 @@ from harness.measure import Measurement, measure, measurement_versions, metrics_
 from harness.runner import Outcome, Runner
 from harness.video import Video
 
+# Bump when the worker, runner or judging changes in a way that could change a result.
+RESULT_VERSION = "1"
+
 __all__ = ["Judge", "PointResult", "DeterminismResult", "RatePoint", "AnchorPoint"]
 
 
@@ -77,6 +80,7 @@ class PointResult:
     failure_details: str = ""
     decoded_format: dict[str, object] = field(default_factory=dict)
     bitstream: bytes = field(default=b"", repr=False)
+    cached: bool = False  # True: a passing result of the same source and input from an earlier run
 
     @property
     def ok(self) -> bool:
@@ -90,6 +94,7 @@ class PointResult:
             "target_bps": self.point.target_bps,
             "target_bits_per_pixel": self.point.bits_per_pixel,
             "anchor_qp": self.point.anchor_qp,
+            "cached": self.cached,
             "failure": self.failure,
             "failure_details": self.failure_details[-20_000:],
             "decoded_format": self.decoded_format,
@@ -164,6 +169,9 @@ class Judge:
         self._anchor_curves: dict[tuple[str, str], list[AnchorPoint]] = {}
         self._versions: dict[tuple[str, ...], dict[str, str]] = {}
         self.anchor_encodes = 0
+        # Passing results are reused when the candidate's source, the clip, the limits and the
+        # harness are the same (keyed in the cache); --rerun turns this off.
+        self.reuse_results = True
         self._checks: dict[str, Outcome] = {}
         self._points: dict[tuple[str, str, int], PointResult] = {}
         self._determinism: dict[tuple[str, str], DeterminismResult] = {}
@@ -275,8 +283,44 @@ class Judge:
     def point(self, candidate: str, clip: str, rung: int) -> PointResult:
         key = (candidate, clip, rung)
         if key not in self._points:
-            self._points[key] = self._judge_point(candidate, clip, rung)
+            self._points[key] = self._cached_point(candidate, clip, rung)
         return self._points[key]
+
+    def _result_fields(self, candidate: str, clip: str, **extra: object) -> dict[str, object]:
+        """Everything a candidate's result depends on: its source, the clip, the harness, the limits."""
+        video = self.source(clip).video
+        return {
+            "candidate_sha256": self.candidates[candidate].sha256,
+            "clip_sha256": video.sha256(),
+            "harness": RESULT_VERSION,
+            "limits": self.runner.limits.to_json(),
+            "sandbox": self.runner.sandbox.mode,
+            "versions": self._measurement_versions(video),
+            **extra,
+        }
+
+    def _cached_point(self, candidate: str, clip: str, rung: int) -> PointResult:
+        """A passing result of the same source on the same input from an earlier run, else a fresh one."""
+        point = self.rate_points(clip)[rung]
+        if not self.reuse_results:
+            return self._judge_point(candidate, clip, rung)
+        fields = self._result_fields(candidate, clip, target_bps=point.target_bps)
+        cached = self.cache.get("points", fields)
+        if isinstance(cached, dict):
+            bitstream = self.cache.get_blob(str(cached.get("bitstream_sha256")))
+            if bitstream is not None:
+                data = cached["point"]
+                return PointResult(
+                    candidate=candidate, clip=clip, point=point,
+                    encode=Outcome.from_json(data["encode"]), decode=Outcome.from_json(data["decode"]),
+                    measurement=Measurement.from_json(data["measurement"]), failure=None,
+                    decoded_format=data["decoded_format"], bitstream=bitstream, cached=True,
+                )
+        result = self._judge_point(candidate, clip, rung)
+        if result.ok:
+            sha = self.cache.put_blob(result.bitstream)
+            self.cache.put("points", fields, {"point": result.to_json(), "bitstream_sha256": sha})
+        return result
 
     def _judge_point(self, candidate: str, clip: str, rung: int) -> PointResult:
         point = self.rate_points(clip)[rung]
@@ -325,7 +369,15 @@ class Judge:
     def determinism(self, candidate: str, clip: str) -> DeterminismResult:
         key = (candidate, clip)
         if key not in self._determinism:
-            self._determinism[key] = self._judge_determinism(candidate, clip)
+            fields = self._result_fields(candidate, clip, rung=self.determinism_rung(clip))
+            cached = self.cache.get("determinism", fields) if self.reuse_results else None
+            if isinstance(cached, dict) and cached.get("failure") is None:
+                result = DeterminismResult(candidate, clip, None, f"{cached.get('details', '')} (cached)")
+            else:
+                result = self._judge_determinism(candidate, clip)
+                if result.failure is None:
+                    self.cache.put("determinism", fields, result.to_json())
+            self._determinism[key] = result
         return self._determinism[key]
 
     def _judge_determinism(self, candidate: str, clip: str) -> DeterminismResult:

@@ -56,6 +56,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--refresh-anchors", action="store_true", help="re-encode anchors, ignoring the cache")
     group.addoption(
+        "--rerun", action="store_true",
+        help="judge every candidate afresh instead of reusing passing results of the same source and input",
+    )
+    group.addoption(
         "--ledger", default=None, help="adoption ledger whose champion is compared with (default: <rootdir>/ledger.jsonl)"
     )
 
@@ -197,6 +201,7 @@ class SuiteSession:
             ),
         )
         judge.run_info = self.run_info
+        judge.reuse_results = not self.option("rerun")
         judge.clip_sets = clip_sets
         self.run_info["settings"] = dict(
             clip_set=set_name,

@@ -72,6 +72,16 @@ class Outcome:
             parts.append("--- stdout ---\n" + self.stdout[-4000:])
         return "\n".join(parts)
 
+    @classmethod
+    def from_json(cls, data: dict) -> Outcome:
+        return cls(
+            ok=bool(data["ok"]), stage=data["stage"], kind=data["kind"], message=str(data["message"]),
+            stdout=str(data.get("stdout", "")), stderr=str(data.get("stderr", "")),
+            wall_s=float(data["wall_s"]), cpu_s=float(data["cpu_s"]),
+            call_s=None if data.get("call_s") is None else float(data["call_s"]),
+            peak_rss_bytes=int(data["peak_rss_bytes"]),
+        )
+
     def to_json(self) -> dict[str, object]:
         return {
             "ok": self.ok,

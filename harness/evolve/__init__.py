@@ -1,0 +1,34 @@
+"""The evolution loop: the Anthropic API writes candidates, the suite judges them (issue 5).
+
+    python -m harness evolve --iterations 10            # needs ANTHROPIC_API_KEY
+    python -m harness evolve --run-dir evolve-runs/X    # resume after an interruption
+
+One responsibility per module:
+
+- `config`  fixtures/evolve.toml: model, max_tokens, temperature, retries, prices, budgets.
+- `prompt`  the prompt (contract, sandbox, champion code and scores, last attempts), bounded, hashed.
+- `client`  one Messages API call through the `anthropic` SDK (retries, usage, cost).
+- `extract` the first ```python block of a reply, checked by reading, named, given a header.
+- `results` scores and failure text of one candidate from a benchmark report.
+- `judge`   the suite as a subprocess (`pytest benchmarks/test_codecs.py`), the verdict in the ledger.
+- `log`     the run directory: settings, attempts log (JSON Lines), per-attempt files.
+- `loop`    the loop itself: attempts, stop rules, resume, progress lines, summary.
+- `cli`     the `evolve` subcommand (`register(subparsers)`).
+"""
+
+from harness.evolve.client import ApiKeyMissing, LLMClient, ModelError, Reply, require_api_key
+from harness.evolve.config import EvolveConfig, load_config
+from harness.evolve.loop import Evolution, RunResult, RunSettings
+
+__all__ = [
+    "ApiKeyMissing",
+    "EvolveConfig",
+    "Evolution",
+    "LLMClient",
+    "ModelError",
+    "Reply",
+    "RunResult",
+    "RunSettings",
+    "load_config",
+    "require_api_key",
+]

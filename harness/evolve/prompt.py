@@ -1,0 +1,267 @@
+"""The prompt: contract, sandbox, the champion's code and scores, the last attempts and their failures.
+
+`build_prompt(inputs, char_budget=...)` is a pure function: the same inputs give the same text (no
+clock, no randomness, everything sorted), and `Prompt.sha256` (over system and user text) is the
+prompt hash recorded with each attempt and in the candidate's header. The text is kept within
+`char_budget` characters by cutting, in this order: failure text per attempt, the champion's rate
+points, the oldest attempts, the champion's source (middle); the prompt says what was cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harness.bdrate import describe
+from harness.evolve.results import ClipScores, cut_text
+
+__all__ = ["AttemptView", "ChampionView", "Prompt", "PromptInputs", "SYSTEM_TEXT", "build_prompt", "LIBRARIES"]
+
+LIBRARIES = (
+    "the Python standard library",
+    "numpy",
+    "OpenCV (`cv2`, headless)",
+    "zstandard",
+    "PyAV (`av`, FFmpeg's codecs: libx264, libx265, libsvtav1, libvpx, ...)",
+)
+
+SYSTEM_TEXT = """\
+You write lossy video codecs as single Python modules for a benchmark harness. Each module you
+write is run, exactly as written, by a test suite in a sandbox: it encodes real clips at given
+bitrates, the harness decodes the bitstream alone in a fresh process and measures the quality of
+the decoded frames against the source. The score is BD-rate against x265 (HEVC) and against the
+current champion: negative BD-rate means fewer bits at equal quality, which is better. Nothing
+you say is taken on trust; only the measured results count. Answer with one complete module."""
+
+
+@dataclass(frozen=True)
+class ChampionView:
+    name: str
+    source: str
+    source_sha256: str
+    ledger_seq: int | None
+    overall_vs_anchor: dict[str, float | None]
+    clips: list[ClipScores]
+    scores_from: str  # where the per-clip numbers come from (a report, its clips and frames)
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    attempt: int
+    candidate: str
+    parent: str | None
+    verdict: str  # adopted | rejected | failed | invalid
+    reason: str
+    bd_vs_anchor: float | None = None
+    bd_vs_anchor_per_clip: dict[str, float | None] = field(default_factory=dict)
+    bd_vs_champion: float | None = None
+    champion: str | None = None
+    failure: str = ""
+
+
+@dataclass(frozen=True)
+class PromptInputs:
+    contract: str
+    champion: ChampionView
+    attempts: Sequence[AttemptView]  # oldest first
+    libraries: Sequence[str] = LIBRARIES
+    anchor: str = "x265"
+    metric: str = "psnr_yuv"
+    metric_label: str = "PSNR-YUV"
+    rules: Sequence[str] = ()  # what adoption requires, one line each
+    limits: str = ""  # the sandbox's limits in words
+
+
+@dataclass(frozen=True)
+class Prompt:
+    system: str
+    user: str
+    sha256: str
+    cut: list[str]
+
+    @property
+    def chars(self) -> int:
+        return len(self.system) + len(self.user)
+
+    def as_markdown(self) -> str:
+        return f"<!-- system -->\n{self.system}\n\n<!-- user -->\n{self.user}"
+
+
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.1f} % ({describe(value)})"
+
+
+def _kbps(value: float | None) -> str:
+    return "n/a" if value is None else f"{value / 1000:.1f}"
+
+
+def _q(value: float | None, metric: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if metric.startswith(("ssim", "ms_ssim")) else f"{value:.2f}"
+
+
+@dataclass
+class _Plan:
+    failure_chars: int
+    points: bool = True
+    max_clips: int | None = None
+    first_attempt: int = 0  # index into attempts: older ones are left out
+    source_chars: int | None = None
+
+
+def _champion_section(inp: PromptInputs, plan: _Plan) -> str:
+    c = inp.champion
+    seq = f", ledger seq {c.ledger_seq}" if c.ledger_seq is not None else ""
+    out = [f"## The current champion: `{c.name}` (source sha256 {c.source_sha256[:12]}{seq})", ""]
+    overall = c.overall_vs_anchor
+    if overall:
+        parts = [f"{m}: {_pct(v)}" for m, v in sorted(overall.items())]
+        out.append(f"Overall BD-rate against {inp.anchor} when it was adopted: " + "; ".join(parts) + ".")
+    if c.clips:
+        out.append(f"Per clip ({c.scores_from}); BD-rate on {inp.metric_label} against {inp.anchor}:")
+        out.append("")
+        clips = c.clips if plan.max_clips is None else c.clips[: plan.max_clips]
+        for clip in clips:
+            warn = f" ({clip.bd_vs_anchor_warning})" if clip.bd_vs_anchor_warning else ""
+            out.append(f"- {clip.clip}: {_pct(clip.bd_vs_anchor)}{warn}")
+            if plan.points and clip.points:
+                out.append(
+                    f"  | rung | target kbps | kbps | PSNR-YUV | SSIM-Y | VMAF | {inp.anchor} QP | "
+                    f"{inp.anchor} kbps | {inp.anchor} PSNR-YUV | {inp.anchor} SSIM-Y | {inp.anchor} VMAF |"
+                )
+                out.append("  |---|---|---|---|---|---|---|---|---|---|---|")
+                for p in clip.points:
+                    q, a = p.quality, p.anchor_quality
+                    fail = f" FAILED: {cut_text(p.failure, 160)}" if p.failure else ""
+                    out.append(
+                        f"  | {p.rung} | {_kbps(p.target_bps)} | {_kbps(p.bitrate_bps)} | "
+                        f"{_q(q.get('psnr_yuv'), 'psnr')} | {_q(q.get('ssim_y'), 'ssim')} | {_q(q.get('vmaf'), 'vmaf')} | "
+                        f"{p.anchor_qp if p.anchor_qp is not None else 'n/a'} | {_kbps(p.anchor_bps)} | "
+                        f"{_q(a.get('psnr_yuv'), 'psnr')} | {_q(a.get('ssim_y'), 'ssim')} | {_q(a.get('vmaf'), 'vmaf')} |{fail}"
+                    )
+        if len(clips) < len(c.clips):
+            out.append(f"- ... {len(c.clips) - len(clips)} more clip(s) left out")
+    else:
+        out.append(f"Per-clip scores: none available yet ({c.scores_from}).")
+    source = c.source
+    if plan.source_chars is not None:
+        source = cut_text(source, plan.source_chars)
+    out += ["", f"Its source (`candidates/{c.name}.py`):", "", "```python", source.rstrip(), "```"]
+    return "\n".join(out)
+
+
+def _attempt_section(a: AttemptView, inp: PromptInputs, failure_chars: int) -> str:
+    parent = f", built on `{a.parent}`" if a.parent else ""
+    out = [f"### Attempt {a.attempt}: `{a.candidate}`{parent}: {a.verdict.upper()}", "", f"Verdict: {a.reason}"]
+    if a.bd_vs_anchor is not None:
+        out.append(f"BD-rate on {inp.metric_label} against {inp.anchor}: {_pct(a.bd_vs_anchor)}")
+    if a.bd_vs_champion is not None:
+        out.append(f"Against the champion then (`{a.champion}`): {_pct(a.bd_vs_champion)}")
+    lost = [(clip, v) for clip, v in sorted(a.bd_vs_anchor_per_clip.items()) if v is not None and v > 0]
+    if lost:
+        out.append(f"Clips that lost to {inp.anchor}: " + "; ".join(f"{clip} {_pct(v)}" for clip, v in lost))
+    if a.failure:
+        out += ["Failure:", "```text", cut_text(a.failure.strip(), failure_chars), "```"]
+    return "\n".join(out)
+
+
+def _render(inp: PromptInputs, plan: _Plan, cut: list[str]) -> str:
+    rules = "\n".join(f"- {r}" for r in inp.rules)
+    libs = ", ".join(inp.libraries)
+    parts = [
+        "## Task",
+        "",
+        f"Write a new candidate codec that beats the current champion `{inp.champion.name}`. It is adopted "
+        "(and becomes the champion the next attempt builds on) only when:",
+        rules or "- it passes every test and needs fewer bits than the champion at equal quality",
+        "",
+        "## The candidate contract",
+        "",
+        inp.contract.rstrip(),
+        "",
+        "## The sandbox",
+        "",
+        f"Importable: {libs}. Nothing else is installed (no torch, scipy or Pillow); no network, no files "
+        "outside a private empty /tmp, no environment variables, no state shared between encode and decode."
+        + (f" {inp.limits}" if inp.limits else ""),
+        "",
+        _champion_section(inp, plan),
+        "",
+    ]
+    shown = list(inp.attempts)[plan.first_attempt:]
+    if inp.attempts:
+        parts += [f"## The last {len(shown)} attempt(s), oldest first", ""]
+        if not shown:
+            parts.append("(all left out for length)")
+        for a in shown:
+            parts += [_attempt_section(a, inp, plan.failure_chars), ""]
+    else:
+        parts += ["## Earlier attempts", "", "None yet: this is the first attempt of this run.", ""]
+    parts += ["## What was left out", ""]
+    parts += [f"- {c}" for c in cut] if cut else ["Nothing was left out."]
+    parts += [
+        "",
+        "## Your answer",
+        "",
+        "Think about why the champion loses bits (see the scores and the failures above), then reply with a "
+        "short plan (a few lines) followed by exactly ONE ```python block holding the complete new module: "
+        "its docstring's first line says what the codec does, it defines `encode` and `decode` as in the "
+        "contract, and it imports only what the sandbox has. The whole module must be in that one block; "
+        "a second block is ignored.",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def build_prompt(inputs: PromptInputs, *, char_budget: int, failure_chars: int = 2500) -> Prompt:
+    """The prompt within `char_budget` characters (when the fixed parts allow it), saying what was cut."""
+    plan = _Plan(failure_chars=failure_chars)
+    cut: list[str] = []
+    long_failures = [a.attempt for a in inputs.attempts if len(a.failure.strip()) > failure_chars]
+    if long_failures:
+        cut.append(
+            f"failure text of attempt(s) {', '.join(map(str, long_failures))} shortened to {failure_chars} "
+            "characters each (the middle is marked)"
+        )
+
+    def size() -> int:
+        return len(SYSTEM_TEXT) + len(_render(inputs, plan, cut))
+
+    if size() > char_budget:
+        plan.failure_chars = min(plan.failure_chars, 600)
+        if any(len(a.failure.strip()) > 600 for a in inputs.attempts):
+            cut[:] = [c for c in cut if not c.startswith("failure text")]
+            cut.append("failure text of every attempt shortened to 600 characters each (the middle is marked)")
+    if size() > char_budget and any(c.points for c in inputs.champion.clips):
+        plan.points = False
+        cut.append("the champion's rate points per clip (only its BD-rate per clip is shown)")
+    clips = len(inputs.champion.clips)
+    if size() > char_budget and clips > 10:
+        plan.max_clips = 10
+        cut.append(f"the champion's scores on {clips - 10} of {clips} clips")
+    n = len(inputs.attempts)
+    while size() > char_budget and plan.first_attempt < n:
+        plan.first_attempt += 1
+        cut[:] = [c for c in cut if not c.startswith("the oldest")]
+        left = inputs.attempts[plan.first_attempt - 1].attempt
+        first = inputs.attempts[0].attempt
+        span = f"{first}" if first == left else f"{first}-{left}"
+        cut.append(f"the oldest {plan.first_attempt} of the last {n} attempts (attempt(s) {span})")
+    if size() > char_budget:
+        over = size() - char_budget
+        total = len(inputs.champion.source)
+        keep = max(total - over - 200, 2000)
+        if keep < total:
+            plan.source_chars = keep
+            cut.append(
+                f"the middle of the champion's source ({total - keep} of {total} characters; the module shown "
+                "is incomplete: write a complete module)"
+            )
+    if size() > char_budget:
+        cut.append(f"nothing more can be cut: the prompt is {size() - char_budget} characters over its budget")
+    user = _render(inputs, plan, cut)
+    digest = hashlib.sha256((SYSTEM_TEXT + "\0" + user).encode("utf-8")).hexdigest()
+    return Prompt(system=SYSTEM_TEXT, user=user, sha256=digest, cut=list(cut))
