@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "harness.compare",
     "harness.adoption",
     "harness.gate",
+    "harness.evolve.cli",
 )
 
 

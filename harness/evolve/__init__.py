@@ -22,8 +22,8 @@ from harness.evolve.loop import Evolution, RunResult, RunSettings
 
 __all__ = [
     "ApiKeyMissing",
-    "EvolveConfig",
     "Evolution",
+    "EvolveConfig",
     "LLMClient",
     "ModelError",
     "Reply",

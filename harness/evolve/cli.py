@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import adoption
@@ -26,7 +26,7 @@ from harness.evolve.log import RunDir
 from harness.evolve.loop import Evolution, RunSettings
 from harness.evolve.prompt import build_prompt
 
-__all__ = ["register", "main", "resolve_settings", "cli_evolve"]
+__all__ = ["cli_evolve", "main", "register", "resolve_settings"]
 
 RUNS_DIR = Path("evolve-runs")
 
@@ -91,7 +91,7 @@ def _abs(path: Path | None) -> Path | None:
 
 def resolve_settings(args: argparse.Namespace, *, now: datetime | None = None) -> tuple[RunSettings, bool]:
     """(settings, resumed): a resumed run's stored settings with allowed changes, or a new run's."""
-    run_dir = args.run_dir or RUNS_DIR / (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    run_dir = args.run_dir or RUNS_DIR / (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
     run = RunDir(_abs(Path(run_dir)))
     adjust: dict[str, dict[str, object]] = {}
     for option, (section, key) in _ADJUSTABLE.items():
@@ -139,7 +139,7 @@ def resolve_settings(args: argparse.Namespace, *, now: datetime | None = None) -
 
 def cli_evolve(args: argparse.Namespace, *, http_client: object | None = None, out=None) -> int:
     key = None if args.show_prompt else require_api_key()  # before anything is read or written
-    settings, resumed = resolve_settings(args)
+    settings, _ = resolve_settings(args)
     evo = Evolution(settings, api_key=key or "", http_client=http_client, out=out)
     if args.show_prompt:
         records = evo.rundir.log.records()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from harness.errors import HarnessError
 from harness.evolve.config import ModelSettings, Price
 
-__all__ = ["ApiKeyMissing", "LLMClient", "ModelError", "Reply", "require_api_key", "LEGACY_API_VERSION"]
+__all__ = ["LEGACY_API_VERSION", "ApiKeyMissing", "LLMClient", "ModelError", "Reply", "require_api_key"]
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 # The last API version that accepts `temperature` (2026-10-21, sent by SDK 2.x, rejects it).

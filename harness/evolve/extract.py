@@ -21,8 +21,8 @@ from pathlib import Path
 from harness.candidate import CandidateSource, discover_candidates
 
 __all__ = [
-    "Extracted",
     "NO_CODE",
+    "Extracted",
     "add_header",
     "candidate_name",
     "check_module",
@@ -52,6 +52,8 @@ def extract_code(text: str, *, stop_reason: str | None = None) -> Extracted:
         why = NO_CODE
         if stop_reason == "max_tokens":
             why += " (the reply was cut at max_tokens before any code)"
+        elif stop_reason not in (None, "end_turn", "stop_sequence"):
+            why += f" (the model stopped: {stop_reason})"
         return Extracted(None, why, 0)
     start = opened[0]
     end = next((j for j in range(start + 1, len(lines)) if _CLOSE.match(lines[j])), None)

@@ -24,7 +24,7 @@ from harness import adoption
 from harness.errors import HarnessError
 from harness.ledger import Ledger, LedgerEntry
 
-__all__ = ["SuiteRun", "SuiteSetup", "record_rejection", "record_verdict", "run_suite", "PROJECT_ROOT"]
+__all__ = ["PROJECT_ROOT", "SuiteRun", "SuiteSetup", "record_rejection", "record_verdict", "run_suite"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUITE_FILE = "benchmarks/test_codecs.py"

@@ -20,11 +20,12 @@ adoption, or when an attempt's code or results are identical to an earlier one's
 
 from __future__ import annotations
 
+import fcntl
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -52,7 +53,7 @@ __all__ = ["Evolution", "RunResult", "RunSettings", "summary_table"]
 
 
 def _utc(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class Evolution:
         self.anchor = self.adoption.bootstrap_anchor
         self.metric = self.adoption.primary_metric
         self.out = out if out is not None else sys.stdout
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._http_client = http_client
         self._client: LLMClient | None = None
 
@@ -187,6 +188,14 @@ class Evolution:
 
     def run(self) -> RunResult:
         self._start()
+        with open(self.rundir.path / "run.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise HarnessError(f"another evolve process is working in {self.rundir.path}") from None
+            return self._run()
+
+    def _run(self) -> RunResult:
         torn = self.rundir.log.repair()
         if torn is not None:
             self.say(f"evolve: removed an incomplete last line of {self.rundir.log.path}; that attempt is finished again")
@@ -334,7 +343,6 @@ class Evolution:
         extracted = extract_code(reply.text, stop_reason=reply.stop_reason)
         if extracted.code is None:
             why = extracted.problem or "reply has no code"
-            (adir / "candidate").mkdir(exist_ok=True)
             entry = record_rejection(
                 self.ledger, name, code_sha256(reply.text), why, parent=parent,
                 extra={**evo, "stage": "extract", "source": "the reply (no module)"},
@@ -364,21 +372,22 @@ class Evolution:
                     "identical_attempt": twin["attempt"], "identical_kind": "the same source code"}
         if checked.problem:
             why = f"the module does not meet the contract: {checked.problem}"
-            entry = record_rejection(self.ledger, name, checked.sha256, why, parent=parent,
-                                     extra={**evo, "stage": "check"})
-            return {**record, "stage": "check", "verdict": "invalid", "decision": entry.decision, "reason": why,
-                    "failure": why, "ledger_seq": entry.seq, "source_sha256": entry.source_sha256,
-                    "candidate_path": str(staged)}
+            return self._invalid(record, why, checked.sha256, staged, parent, evo)
 
         target = self.settings.candidates_dir / f"{name}.py"
-        text = add_header(code, [
+        header = [
             HEADER_FIRST.removeprefix("# ") + f" (python -m harness evolve), attempt {n}",
             f"parent: {parent} (source sha256 {str(request.get('parent_sha256'))[:12]})",
             f"model: {reply.model}",
             f"prompt sha256: {request['prompt_sha256']}",
             f"time (UTC): {pending['created_utc']}",
             f"run: {self.rundir.path}",
-        ])
+        ]
+        try:
+            text = add_header(code, header)
+        except (SyntaxError, ValueError) as err:
+            why = f"the module cannot carry the loop's header comment: {err}"
+            return self._invalid(record, why, checked.sha256, staged, parent, evo)
         if target.exists():
             if target.read_text(encoding="utf-8") != text:
                 raise HarnessError(
@@ -441,6 +450,14 @@ class Evolution:
             "identical_attempt": identical_attempt,
             "identical_kind": (v.reasons[0] if v.identical_to and v.reasons else None),
         }
+
+    def _invalid(self, record: dict, why: str, sha: str, staged: Path, parent: str, evo: dict) -> dict:
+        """A module that does not pass the static checks: kept in the attempt's folder, recorded as rejected."""
+        entry = record_rejection(self.ledger, record["candidate"], sha, why, parent=parent,
+                                 extra={**evo, "stage": "check"})
+        return {**record, "stage": "check", "verdict": "invalid", "decision": entry.decision, "reason": why,
+                "failure": why, "ledger_seq": entry.seq, "source_sha256": entry.source_sha256,
+                "candidate_path": str(staged)}
 
     def _recorded_report(self, name: str, adir: Path) -> SuiteRun | None:
         """The attempt's report when a killed run already recorded its verdict (no need to judge again)."""
@@ -513,8 +530,8 @@ class Evolution:
             + (f"(bitrate at most {overshoot:.2f} x the target)" if isinstance(overshoot, (int, float)) else "")
             + ", quality" + (f" (mean PSNR-Y at least {min_psnr:g} dB)" if isinstance(min_psnr, (int, float)) else "")
             + ", determinism, limits (time, memory) and BD-rate",
-            f"its overall BD-rate on {label} against the champion is at most -{cfg.margin_percent:g} % "
-            f"(at least {cfg.margin_percent:g} % fewer bits at equal quality)",
+            (f"its overall BD-rate on {label} against the champion is at most -{cfg.margin_percent:g} % "
+             f"(at least {cfg.margin_percent:g} % fewer bits at equal quality)"),
             f"no clip needs more than {cfg.max_clip_regression_percent:g} % more bits than the champion on {label}",
             "its BD-rate against the champion on "
             + " and ".join("/".join(adoption.metric_label(m) for m in g) for g in cfg.secondary_metrics)

@@ -4,7 +4,8 @@
 clock, no randomness, everything sorted), and `Prompt.sha256` (over system and user text) is the
 prompt hash recorded with each attempt and in the candidate's header. The text is kept within
 `char_budget` characters by cutting, in this order: failure text per attempt, the champion's rate
-points, the oldest attempts, the champion's source (middle); the prompt says what was cut.
+points, the oldest attempts but the newest, the middle of the champion's source, the newest
+attempt; the prompt says what was cut.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from harness.bdrate import describe
 from harness.evolve.results import ClipScores, cut_text
 
-__all__ = ["AttemptView", "ChampionView", "Prompt", "PromptInputs", "SYSTEM_TEXT", "build_prompt", "LIBRARIES"]
+__all__ = ["LIBRARIES", "SYSTEM_TEXT", "AttemptView", "ChampionView", "Prompt", "PromptInputs", "build_prompt"]
 
 LIBRARIES = (
     "the Python standard library",
@@ -175,8 +176,8 @@ def _render(inp: PromptInputs, plan: _Plan, cut: list[str]) -> str:
     parts = [
         "## Task",
         "",
-        f"Write a new candidate codec that beats the current champion `{inp.champion.name}`. It is adopted "
-        "(and becomes the champion the next attempt builds on) only when:",
+        (f"Write a new candidate codec that beats the current champion `{inp.champion.name}`. It is adopted "
+         "(and becomes the champion the next attempt builds on) only when:"),
         rules or "- it passes every test and needs fewer bits than the champion at equal quality",
         "",
         "## The candidate contract",
@@ -207,11 +208,11 @@ def _render(inp: PromptInputs, plan: _Plan, cut: list[str]) -> str:
         "",
         "## Your answer",
         "",
-        "Think about why the champion loses bits (see the scores and the failures above), then reply with a "
-        "short plan (a few lines) followed by exactly ONE ```python block holding the complete new module: "
-        "its docstring's first line says what the codec does, it defines `encode` and `decode` as in the "
-        "contract, and it imports only what the sandbox has. The whole module must be in that one block; "
-        "a second block is ignored.",
+        ("Think about why the champion loses bits (see the scores and the failures above), then reply with a "
+         "short plan (a few lines) followed by exactly ONE ```python block holding the complete new module: "
+         "its docstring's first line says what the codec does, it defines `encode` and `decode` as in the "
+         "contract, and it imports only what the sandbox has. The whole module must be in that one block; "
+         "a second block is ignored."),
     ]
     return "\n".join(parts) + "\n"
 
@@ -243,23 +244,28 @@ def build_prompt(inputs: PromptInputs, *, char_budget: int, failure_chars: int =
         plan.max_clips = 10
         cut.append(f"the champion's scores on {clips - 10} of {clips} clips")
     n = len(inputs.attempts)
-    while size() > char_budget and plan.first_attempt < n:
-        plan.first_attempt += 1
-        cut[:] = [c for c in cut if not c.startswith("the oldest")]
-        left = inputs.attempts[plan.first_attempt - 1].attempt
-        first = inputs.attempts[0].attempt
-        span = f"{first}" if first == left else f"{first}-{left}"
-        cut.append(f"the oldest {plan.first_attempt} of the last {n} attempts (attempt(s) {span})")
+
+    def drop_oldest(keep: int) -> None:
+        while size() > char_budget and plan.first_attempt < n - keep:
+            plan.first_attempt += 1
+            cut[:] = [c for c in cut if not c.startswith("the oldest")]
+            left = inputs.attempts[plan.first_attempt - 1].attempt
+            first = inputs.attempts[0].attempt
+            span = f"{first}" if first == left else f"{first}-{left}"
+            cut.append(f"the oldest {plan.first_attempt} of the last {n} attempts (attempt(s) {span})")
+
+    drop_oldest(keep=1)  # the newest attempt stays as long as the champion's source can be shortened
     if size() > char_budget:
         over = size() - char_budget
         total = len(inputs.champion.source)
-        keep = max(total - over - 200, 2000)
+        keep = max(total - over - 300, 2000)
         if keep < total:
             plan.source_chars = keep
             cut.append(
                 f"the middle of the champion's source ({total - keep} of {total} characters; the module shown "
                 "is incomplete: write a complete module)"
             )
+    drop_oldest(keep=0)
     if size() > char_budget:
         cut.append(f"nothing more can be cut: the prompt is {size() - char_budget} characters over its budget")
     user = _render(inputs, plan, cut)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ClipScores", "PointRow", "anchor_scores", "failure_text", "load_doc", "cut_text"]
+__all__ = ["ClipScores", "PointRow", "anchor_scores", "cut_text", "failure_text", "load_doc"]
 
 
 def _d(value: object) -> dict:
@@ -141,7 +141,7 @@ def failure_text(doc: Mapping, name: str, *, limit: int = 2500) -> str:
             details.append(text[text.index("Traceback"):].strip())
         for stage in ("check", "encode", "decode"):
             err = str(_d(point.get(stage)).get("stderr") or "").strip()
-            if err and err not in stderr:
+            if err and f"[{stage} stderr] {err}" not in stderr:
                 stderr.append(f"[{stage} stderr] {err}")
     if not details:
         full = next((str(t.get("reason")) for _, t in failing if "Traceback" in str(t.get("reason") or "")), "")
