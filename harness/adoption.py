@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import tomllib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,7 +49,6 @@ __all__ = [
     "decide_all",
     "fingerprint",
     "load_adoption_config",
-    "main",
     "metric_label",
     "parse_adoption_config",
     "register",
@@ -1033,20 +1031,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--config", default=None, help="adoption thresholds (for the metric shown)")
     q.add_argument("--json", action="store_true", help="print the entries as JSON Lines")
     q.set_defaults(func=_cli_ledger)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.adoption adopt|ledger ...` (the same as `python -m harness adopt|ledger`)."""
-    parser = argparse.ArgumentParser(prog="python -m harness")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except HarnessError as err:
-        print(f"{parser.prog} {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

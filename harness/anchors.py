@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 
 from harness.errors import ConfigError, HarnessError
-from harness.video import Video
+from harness.video import Video, _planes
 
 __all__ = [
     "DEFAULT_ANCHORS",
@@ -677,15 +677,6 @@ def encode_anchor_with_report(video: Video, spec: AnchorSpec, qp: int) -> Anchor
 def encode_anchor(video: Video, spec: AnchorSpec, qp: int) -> bytes:
     """The anchor's raw elementary stream for `video` at `qp` (settings verified, settings SEI removed)."""
     return encode_anchor_with_report(video, spec, qp).bitstream
-
-
-def _planes(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Copy the planes of a yuv420p frame without their line padding (PITFALLS 1)."""
-    out = []
-    for plane in frame.planes:
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-        out.append(rows[:, : plane.width].copy())
-    return out[0], out[1], out[2]
 
 
 def decode_anchor(bitstream: bytes, spec: AnchorSpec, *, like: Video) -> Video:

@@ -42,7 +42,7 @@ from harness.candidate import discover_candidates
 from harness.errors import HarnessError
 from harness.ledger import Ledger, LedgerEntry
 
-__all__ = ["GateError", "GateResult", "changed_candidates", "main", "register", "render_summary", "run_gate"]
+__all__ = ["GateError", "GateResult", "changed_candidates", "register", "render_summary", "run_gate"]
 
 MARKER = "<!-- codec-harness candidate gate -->"
 CANDIDATES = "candidates"
@@ -521,20 +521,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="extra pytest arguments, after --"
     )
     p.set_defaults(func=_cli_gate)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.gate gate ...` (the same as `python -m harness gate ...`)."""
-    parser = argparse.ArgumentParser(prog="python -m harness")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except HarnessError as err:
-        print(f"{parser.prog} {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,11 +26,11 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from harness.bdrate import describe
+from harness.report import write_text_atomic
 from harness.errors import HarnessError
 
 __all__ = [
@@ -1121,18 +1121,9 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename: never a half file."""
+    """`write_text_atomic`, with an OSError named as a ReportError."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_text_atomic(path, text)
     except OSError as err:
         raise ReportError(f"cannot write {path}: {err}") from None
 

@@ -11,26 +11,31 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["ResultCollector", "SCHEMA_VERSION", "write_json_atomic", "machine_info", "versions", "git_info"]
+__all__ = ["ResultCollector", "SCHEMA_VERSION", "write_json_atomic", "write_text_atomic", "machine_info", "versions", "git_info"]
 
 SCHEMA_VERSION = 1
 
 
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON to a temporary file beside `path`, fsync, then rename: never a half file."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: the file is whole or absent."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1, sort_keys=False, allow_nan=False)
-            out.write("\n")
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """JSON (NaN refused) written with `write_text_atomic`."""
+    write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
 def machine_info() -> dict[str, object]:

@@ -9,6 +9,8 @@ test asserts follows from the data, not from a constant typed twice.
 
 from __future__ import annotations
 
+from harness.__main__ import main as harness_main
+
 import copy
 import hashlib
 import json
@@ -566,22 +568,22 @@ def test_cli_adopt_and_ledger(doc, tmp_path, capsys):
         "--config",
         str(REPO / "fixtures" / "adoption.toml"),
     ]
-    assert adoption.main(["ledger", "--ledger", str(ledger)]) == 0
+    assert harness_main(["ledger", "--ledger", str(ledger)]) == 0
     assert "champion: none yet" in capsys.readouterr().out
 
-    assert adoption.main(["adopt", str(report), "--best", *common]) == 0
+    assert harness_main(["adopt", str(report), "--best", *common]) == 0
     out = capsys.readouterr().out
     assert out.startswith("adopted: x264_pyav (seq 1, source ")
 
-    assert adoption.main(["adopt", str(report), "dct_inter", *common]) == 1  # recorded rejection
+    assert harness_main(["adopt", str(report), "dct_inter", *common]) == 1  # recorded rejection
     assert "rejected: dct_inter (seq 2" in capsys.readouterr().out
 
-    assert adoption.main(["adopt", str(report), "dct_inter", *common]) == 2  # already rejected: refused
+    assert harness_main(["adopt", str(report), "dct_inter", *common]) == 2  # already rejected: refused
     assert "already rejected" in capsys.readouterr().err
-    assert adoption.main(["adopt", str(report), *common]) == 2  # neither a name nor --best
+    assert harness_main(["adopt", str(report), *common]) == 2  # neither a name nor --best
     capsys.readouterr()
 
-    assert adoption.main(["ledger", "--ledger", str(ledger)]) == 0
+    assert harness_main(["ledger", "--ledger", str(ledger)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:4] == ["seq", "time", "(UTC)", "decision"]
     assert table[1].split()[:1] == ["1"] and "x264_pyav" in table[1] and "+8.2 %" in table[1]

@@ -9,6 +9,8 @@ champion is dct_inter (seeded once per session from a real suite run) and a shar
 
 from __future__ import annotations
 
+from harness.__main__ import main as harness_main
+
 import argparse
 import ast
 import dataclasses
@@ -324,7 +326,7 @@ def test_missing_api_key(project, monkeypatch, capsys):
     evolve_cli.register(parser.add_subparsers())
     with pytest.raises(ApiKeyMissing, match="ANTHROPIC_API_KEY is not set"):
         evolve_cli.cli_evolve(parser.parse_args(argv), http_client=api.client())
-    assert evolve_cli.main(argv) == 2
+    assert harness_main(argv) == 2
     assert "ANTHROPIC_API_KEY is not set" in capsys.readouterr().err
     with pytest.raises(ApiKeyMissing):
         Evolution(settings_for(project), http_client=api.client())

@@ -15,6 +15,8 @@ small clip, 3 frames, with an anchor cache shared by the runs of this module:
 
 from __future__ import annotations
 
+from harness.__main__ import main as harness_main
+
 import json
 import shutil
 import subprocess
@@ -114,7 +116,7 @@ def workspace(tmp_path_factory, shared_clip) -> dict[str, Path]:
 
 
 def run_gate_cli(ws: dict[str, Path], summary: Path, *extra: str) -> int:
-    return gate.main(
+    return harness_main(
         [
             "gate",
             "--repo",
@@ -234,7 +236,7 @@ def test_no_candidate_changed_passes_without_running_the_suite(workspace, tmp_pa
     repo = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(workspace["repo"]), str(repo)], check=True)
     (repo / "README.md").write_text("notes\n")
-    assert gate.main(["gate", "--repo", str(repo), "--base", "origin/main", "--summary", str(summary)]) == 0
+    assert harness_main(["gate", "--repo", str(repo), "--base", "origin/main", "--summary", str(summary)]) == 0
     text = summary.read_text()
     assert "## Candidate gate: no candidate changed" in text
     assert "nothing to judge" in text
@@ -244,16 +246,16 @@ def test_no_candidate_changed_passes_without_running_the_suite(workspace, tmp_pa
 
 
 def test_usage_errors_exit_2(workspace, tmp_path, capsys):
-    assert gate.main(["gate", "--repo", str(workspace["repo"]), "--base", "no-such-branch"]) == 2
+    assert harness_main(["gate", "--repo", str(workspace["repo"]), "--base", "no-such-branch"]) == 2
     assert "unknown base 'no-such-branch'" in capsys.readouterr().err
     plain = tmp_path / "plain"
     plain.mkdir()
-    assert gate.main(["gate", "--repo", str(plain)]) == 2
+    assert harness_main(["gate", "--repo", str(plain)]) == 2
     assert "is not a git repository" in capsys.readouterr().err
-    assert gate.main(["gate", "--repo", str(workspace["repo"]), "--frames", "0"]) == 2
+    assert harness_main(["gate", "--repo", str(workspace["repo"]), "--frames", "0"]) == 2
     assert "--frames must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
-        gate.main(["gate", "--no-such-option"])
+        harness_main(["gate", "--no-such-option"])
     assert stop.value.code == 2
 
 
@@ -346,7 +348,7 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
     monkeypatch.setattr(gate.subprocess, "run", fake_run)
     summary = tmp_path / "gate.md"
     assert (
-        gate.main(
+        harness_main(
             ["gate", "--repo", str(repo), "--report-dir", str(tmp_path / "rep"), "--summary", str(summary)]
         )
         == 1
@@ -369,7 +371,7 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
             subprocess.CompletedProcess(cmd, 4) if cmd[1:3] == ["-m", "pytest"] else real_run(cmd, *a, **k)
         ),
     )
-    assert gate.main(["gate", "--repo", str(repo), "--report-dir", str(tmp_path / "rep2")]) == 2
+    assert harness_main(["gate", "--repo", str(repo), "--report-dir", str(tmp_path / "rep2")]) == 2
     assert "pytest benchmarks/ exited with status 4 and wrote no report" in capsys.readouterr().err
 
 

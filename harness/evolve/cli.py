@@ -26,7 +26,7 @@ from harness.evolve.log import RunDir
 from harness.evolve.loop import Evolution, RunSettings
 from harness.evolve.prompt import build_prompt
 
-__all__ = ["cli_evolve", "main", "register", "resolve_settings"]
+__all__ = ["cli_evolve", "register", "resolve_settings"]
 
 RUNS_DIR = Path("evolve-runs")
 
@@ -161,22 +161,3 @@ def cli_evolve(args: argparse.Namespace, *, http_client: object | None = None, o
     except HarnessError as err:
         raise HarnessError(f"{err} (run {settings.run_dir}; resume with --run-dir)") from err
     return 0 if any(r.get("verdict") == "adopted" for r in result.records) else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.evolve.cli ...`: the same as `python -m harness evolve ...`."""
-    parser = argparse.ArgumentParser(prog="python -m harness")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except HarnessError as err:
-        print(f"{parser.prog} {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from harness.candidate import CandidateSource, discover_candidates
+from harness.report import write_text_atomic
 
 __all__ = [
     "NO_CODE",
@@ -109,19 +108,3 @@ def candidate_name(when: datetime, attempt: int, taken: set[str]) -> str:
         k += 1
         name = f"{base}_{k}"
     return name
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, fsync, rename: the file is whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
