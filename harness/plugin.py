@@ -119,12 +119,40 @@ class SuiteSession:
                 "anchor_encodes": self._judge.anchor_encodes,
             }
         report_dir = Path(self.option("report_dir") or self.root / "reports")
-        self.collector.written = self.collector.write(report_dir, root=self.root)
+        self.collector.written = self.collector.write(report_dir, root=self.root, enrich=self._verdicts)
         from harness.render import write_renderings
 
         doc = self.collector.last_document
         write_renderings(doc, self.collector.written)
         write_renderings(doc, report_dir / "latest.json")
+
+    def _verdicts(self, doc: dict) -> None:
+        """Each candidate's adoption verdict (adopted / rejected / failed) against the ledger."""
+        from harness.adoption import decide_all, load_adoption_config
+
+        fixtures = Path(self.option("fixtures_dir") or self.root / "fixtures")
+        try:
+            config = load_adoption_config(fixtures / "adoption.toml")
+            ledger = Ledger(self.option("ledger") or self.root / "ledger.jsonl")
+            verdicts = decide_all(doc, config=config, ledger=ledger)
+        except HarnessError as err:
+            for cand in doc["candidates"].values():
+                cand["verdict"] = {"decision": "unknown", "reason": f"no verdict: {err}"}
+            return
+        champion = (doc.get("champion") or {}).get("name")
+        for name, verdict in verdicts.items():
+            if name == champion:
+                doc["candidates"][name]["verdict"] = {
+                    "decision": "champion", "adoptable": False, "reason": verdict.reason, "judged": True,
+                }
+                continue
+            doc["candidates"][name]["verdict"] = {
+                "decision": verdict.decision,
+                "adoptable": verdict.adoptable,
+                "reason": verdict.reason,
+                "identical_to": verdict.identical_to,
+                "judged": verdict.judged,
+            }
 
     def _champion(self, found, candidates) -> str | None:
         """The ledger's champion, added to the run so every other candidate is compared with it."""

@@ -315,7 +315,7 @@ class _View:
         if isinstance(verdict, dict):
             verdict = verdict.get("decision") or verdict.get("verdict")
         if isinstance(verdict, str) and verdict:
-            css = "ok" if verdict.lower() in ("adopted", "adoptable", "passed") else "bad"
+            css = "ok" if verdict.lower() in ("adopted", "adoptable", "passed", "champion") else "bad"
             return css, verdict
         if total == 0:
             return "na", "no tests ran"

@@ -198,8 +198,11 @@ class ResultCollector:
             "summary": {o: outcomes.count(o) for o in sorted(set(outcomes))},
         }
 
-    def write(self, report_dir: Path, *, root: Path) -> Path:
+    def write(self, report_dir: Path, *, root: Path, enrich=None) -> Path:
+        """Write the document (after `enrich(doc)`, e.g. adoption verdicts) as run-*.json and latest.json."""
         doc = self.document(root)
+        if enrich is not None:
+            enrich(doc)
         self.last_document = doc
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         path = report_dir / f"run-{stamp}-{os.getpid()}.json"
