@@ -51,7 +51,7 @@ class ResultCache:
                 and entry.get("key") == key
                 and entry.get("value_sha256") == hashlib.sha256(_canonical(entry.get("value"))).hexdigest()
             )
-        except (OSError, ValueError, UnicodeDecodeError):
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
             ok = False
         if not ok:
             self.rejected.append(str(path))
@@ -78,7 +78,7 @@ class ResultCache:
         """Store bytes under their sha256 (content-addressed); returns the hash."""
         sha = hashlib.sha256(data).hexdigest()
         path = self.directory / "blobs" / sha[:2] / sha
-        if not path.exists():
+        if self.get_blob(sha) is None:  # absent, or damaged: (re)write it
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
             tmp.write_bytes(data)
@@ -94,6 +94,10 @@ class ResultCache:
             return None
         if hashlib.sha256(data).hexdigest() != sha:
             self.rejected.append(str(path))
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
             return None
         return data
 

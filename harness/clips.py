@@ -48,7 +48,7 @@ def _load_sets(config: Path) -> dict[str, dict]:
     try:
         with open(config, "rb") as f:
             data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as err:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ConfigError(f"cannot read clip sets from {config}: {err}") from err
     sets = data.get("sets")
     if not isinstance(sets, dict):
@@ -101,7 +101,7 @@ def load_manifest(path: Path) -> list[ManifestEntry]:
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ConfigError(f"cannot read clip manifest {path}: {err}") from err
     entries = data.get("clip")
     if not isinstance(entries, list) or not entries:
@@ -118,8 +118,12 @@ def load_manifest(path: Path) -> list[ManifestEntry]:
             raise ConfigError(f"manifest {path}: clip {entry['name']!r} sha256 is not 64 hex digits")
         try:
             fps = Fraction(str(entry["fps"])) if "fps" in entry else None
-            frames = int(entry["frames"]) if "frames" in entry else None
-        except (ValueError, ZeroDivisionError, TypeError) as err:
+            frames = entry.get("frames")
+            if frames is not None and (type(frames) is not int or frames < 1):
+                raise ValueError(f"frames = {frames!r} is not a whole number >= 1")
+            if fps is not None and not fps > 0:
+                raise ValueError(f"fps = {entry['fps']!r} is not positive")
+        except (ValueError, ZeroDivisionError, TypeError, OverflowError) as err:
             raise ConfigError(f"manifest {path}: clip {entry['name']!r} has a bad fps or frames: {err}") from err
         out.append(ManifestEntry(entry["name"], entry["url"], sha, frames, fps))
     return out

@@ -66,6 +66,17 @@ class LedgerEntry:
         unknown = sorted(set(data) - known)
         if unknown:
             raise LedgerError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        types = {
+            "parent": (str, type(None)), "report": (str, type(None)), "report_sha256": (str, type(None)),
+            "scores": dict, "fingerprint": (str, type(None)), "identical_to": (str, type(None)),
+            "extra": dict, "time_utc": str, "seq": int, "schema": int,
+        }
+        wrong = [k for k, t in types.items() if k in data and (not isinstance(data[k], t) or data[k] is True
+                                                              or data[k] is False)]
+        if wrong:
+            raise LedgerError(f"{where}: field(s) of the wrong type: {', '.join(wrong)}")
+        if data.get("schema", LEDGER_SCHEMA) != LEDGER_SCHEMA:
+            raise LedgerError(f"{where}: ledger schema {data['schema']!r}; this harness reads {LEDGER_SCHEMA}")
         try:
             return cls(**data)
         except TypeError as err:
@@ -94,8 +105,11 @@ class Ledger:
         """Every entry in order; a malformed line raises LedgerError naming its line number."""
         if not self.path.exists():
             return []
-        with self._locked("r") as f:
-            text = f.read()
+        try:
+            with self._locked("r") as f:
+                text = f.read()
+        except UnicodeDecodeError as err:
+            raise LedgerError(f"{self.path}: not UTF-8 text at byte {err.start}") from err
         out = []
         lines = text.split("\n")
         for number, line in enumerate(lines, 1):
@@ -106,8 +120,8 @@ class Ledger:
                 raise LedgerError(f"{where}: the last line is incomplete (a write was interrupted); repair by hand")
             try:
                 data = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise LedgerError(f"{where}: not JSON ({err.msg})") from err
+            except (ValueError, RecursionError) as err:
+                raise LedgerError(f"{where}: not JSON ({getattr(err, 'msg', err)})") from err
             out.append(LedgerEntry.from_json(data, where=where))
         return out
 

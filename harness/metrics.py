@@ -268,11 +268,12 @@ def _ssim_core(b: _SsimBuffers) -> tuple[float, float]:
     cv2.divide(see, den, dst=see)
     cs_deficit = cv2.mean(see)[0]
     # luminance deficit mu_e^2 / (mu_x^2 + mu_y^2 + C1), on the real means
-    cv2.add(mx, _SHIFT, dst=mx)
-    cv2.add(my, _SHIFT, dst=my)
+    # numpy for array + scalar: OpenCV 5 reads a (4, 1) array plus a float as a Scalar and refuses it.
+    np.add(mx, np.float32(_SHIFT), out=mx)
+    np.add(my, np.float32(_SHIFT), out=my)
     cv2.multiply(mx, mx, dst=mx)
     cv2.accumulateSquare(my, mx)
-    cv2.add(mx, _C1, dst=mx)
+    np.add(mx, np.float32(_C1), out=mx)
     cv2.divide(t, mx, dst=t)
     # ssim = (1 - dl)(1 - dcs) = 1 - dl - dcs + dl*dcs
     l_deficit = cv2.mean(t)[0]

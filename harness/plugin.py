@@ -212,7 +212,8 @@ class SuiteSession:
         if frames < 1:
             raise pytest.UsageError(f"--frames must be at least 1, got {frames}")
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        scratch = Path(tempfile.mkdtemp(prefix="codec-harness-", dir=shm))
+        _sweep_dead_scratch(Path(shm or tempfile.gettempdir()))
+        scratch = Path(tempfile.mkdtemp(prefix=f"codec-harness-{os.getpid()}-", dir=shm))
         self.config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
         judge = Judge(
             runner=Runner(sandbox=sandbox, limits=suite.limits),
@@ -239,6 +240,21 @@ class SuiteSession:
             candidates_dir=str(self.option("candidates_dir") or self.root / "candidates"),
         )
         return judge
+
+
+def _sweep_dead_scratch(base: Path) -> None:
+    """Remove decoded-clip folders of runs that were killed (their pid no longer exists)."""
+    for folder in base.glob("codec-harness-*-*"):
+        try:
+            pid = int(folder.name.split("-")[2])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _session(config: pytest.Config) -> SuiteSession:

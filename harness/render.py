@@ -92,7 +92,7 @@ def load_report(path: str | os.PathLike[str]) -> dict:
 
     try:
         doc = json.loads(text, parse_constant=no_constant)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise ReportError(f"{path}: not a valid JSON report: {err}") from None
     try:
         validate_report(doc)

@@ -168,9 +168,9 @@ class Video:
             raise VideoFormatError(f"{path}: header line missing or longer than {_HEADER_MAX} bytes")
         try:
             header = json.loads(head[len(RAW_MAGIC) : end])
-            width, height, frames = (int(header[k]) for k in ("width", "height", "frames"))
-            fps = Fraction(int(header["fps"][0]), int(header["fps"][1]))
-        except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError) as err:
+            width, height, frames = (_json_int(header[k]) for k in ("width", "height", "frames"))
+            fps = Fraction(_json_int(header["fps"][0]), _json_int(header["fps"][1]))
+        except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError, RecursionError) as err:
             raise VideoFormatError(f"{path}: malformed header {head[len(RAW_MAGIC):end][:200]!r}") from err
         if min(width, height, frames) < 1:
             raise VideoFormatError(f"{path}: header claims an empty video {width}x{height}x{frames}")
@@ -211,6 +211,13 @@ class Video:
         if not frames:
             raise VideoFormatError("no frames given")
         return cls(*(np.stack([f[i] for f in frames]) for i in range(3)), fps=fps)
+
+
+def _json_int(value: object) -> int:
+    """A JSON integer, strictly: no bool, float or string standing in for one."""
+    if type(value) is not int:
+        raise TypeError(f"{value!r} is not an integer")
+    return value
 
 
 @dataclass(frozen=True)
