@@ -35,7 +35,7 @@ from harness.cache import ResultCache, cache_key
 from harness.clips import ManifestEntry, load_manifest
 from harness.errors import ClipError, ConfigError, VideoFormatError
 from harness.ledger import Ledger, LedgerEntry, LedgerError
-from harness.metrics import PSNR_CAP_DB, SSIM_WINDOW, compute_metrics
+from harness.metrics import PSNR_CAP_DB, compute_metrics
 from harness.render import ReportError, load_report, validate_report
 from harness.video import RAW_MAGIC, Video, chroma_shape, read_video
 
