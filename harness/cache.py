@@ -7,9 +7,12 @@ of their value: a truncated, edited or corrupted entry is discarded and recomput
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.report import write_json_atomic
@@ -73,6 +76,19 @@ class ResultCache:
             "value_sha256": hashlib.sha256(_canonical(value)).hexdigest(),
         }
         write_json_atomic(self._path(kind, key), entry)
+
+    @contextmanager
+    def lock(self, kind: str, fields: dict[str, object]) -> Iterator[None]:
+        """Hold an exclusive lock on one key, so that parallel runs (xdist workers, two terminals)
+        compute it once: the second waits, then finds it in the cache."""
+        path = self._path(kind, cache_key(fields)).with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def put_blob(self, data: bytes) -> str:
         """Store bytes under their sha256 (content-addressed); returns the hash."""

@@ -7,6 +7,7 @@ first time and returns the same frozen result afterwards. Nothing here imports a
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,7 @@ class Judge:
         # Passing results are reused when the candidate's source, the clip, the limits and the
         # harness are the same (keyed in the cache); --rerun turns this off.
         self.reuse_results = True
+        self.run_id = f"{os.getpid()}-{time.time_ns()}"  # the plugin sets xdist's shared run id
         self._checks: dict[str, Outcome] = {}
         self._points: dict[tuple[str, str, int], PointResult] = {}
         self._determinism: dict[tuple[str, str], DeterminismResult] = {}
@@ -219,25 +221,28 @@ class Judge:
                     "qp": qp,
                     "versions": self._measurement_versions(video),
                 }
-                cached = self.cache.get("anchors", fields)
-                if cached is not None:
-                    points.append(
-                        AnchorPoint(anchor, ident, qp, Measurement.from_json(cached["measurement"]),
-                                    cached["encode_s"], cached["decode_s"], True)
-                    )
-                    continue
-                start = time.perf_counter()
-                bitstream = encode_anchor(video, spec, qp)
-                encode_s = time.perf_counter() - start
-                self.anchor_encodes += 1
-                start = time.perf_counter()
-                decoded = decode_anchor(bitstream, spec, like=video)
-                decode_s = time.perf_counter() - start
-                point = AnchorPoint(anchor, ident, qp, measure(video, bitstream, decoded), encode_s, decode_s, False)
-                self.cache.put("anchors", fields, point.to_json())
-                points.append(point)
+                with self.cache.lock("anchors", fields):
+                    points.append(self._anchor_point(anchor, spec, ident, qp, video, fields))
             self._anchor_curves[key] = points
         return self._anchor_curves[key]
+
+    def _anchor_point(self, anchor, spec, ident, qp, video, fields) -> AnchorPoint:
+        cached = self.cache.get("anchors", fields)
+        if cached is not None:
+            return AnchorPoint(
+                anchor, ident, qp, Measurement.from_json(cached["measurement"]),
+                cached["encode_s"], cached["decode_s"], True,
+            )
+        start = time.perf_counter()
+        bitstream = encode_anchor(video, spec, qp)
+        encode_s = time.perf_counter() - start
+        self.anchor_encodes += 1
+        start = time.perf_counter()
+        decoded = decode_anchor(bitstream, spec, like=video)
+        decode_s = time.perf_counter() - start
+        point = AnchorPoint(anchor, ident, qp, measure(video, bitstream, decoded), encode_s, decode_s, False)
+        self.cache.put("anchors", fields, point.to_json())
+        return point
 
     def curve(self, candidate: str, clip: str) -> list[Measurement]:
         """The candidate's measurements at every rate point; raises naming the first failed point."""
@@ -297,14 +302,19 @@ class Judge:
             "sandbox": self.runner.sandbox.mode,
             "versions": self._measurement_versions(video),
             **extra,
+            # With reuse off, results are shared only between the workers of this run.
+            **({} if self.reuse_results else {"run": self.run_id}),
         }
 
     def _cached_point(self, candidate: str, clip: str, rung: int) -> PointResult:
-        """A passing result of the same source on the same input from an earlier run, else a fresh one."""
+        """A passing result of the same source on the same input from an earlier run (or, with
+        reuse off, from another worker of this run), else a fresh one."""
         point = self.rate_points(clip)[rung]
-        if not self.reuse_results:
-            return self._judge_point(candidate, clip, rung)
         fields = self._result_fields(candidate, clip, target_bps=point.target_bps)
+        with self.cache.lock("points", fields):
+            return self._point_locked(candidate, clip, rung, point, fields)
+
+    def _point_locked(self, candidate, clip, rung, point, fields) -> PointResult:
         cached = self.cache.get("points", fields)
         if isinstance(cached, dict):
             bitstream = self.cache.get_blob(str(cached.get("bitstream_sha256")))
@@ -370,13 +380,14 @@ class Judge:
         key = (candidate, clip)
         if key not in self._determinism:
             fields = self._result_fields(candidate, clip, rung=self.determinism_rung(clip))
-            cached = self.cache.get("determinism", fields) if self.reuse_results else None
-            if isinstance(cached, dict) and cached.get("failure") is None:
-                result = DeterminismResult(candidate, clip, None, f"{cached.get('details', '')} (cached)")
-            else:
-                result = self._judge_determinism(candidate, clip)
-                if result.failure is None:
-                    self.cache.put("determinism", fields, result.to_json())
+            with self.cache.lock("determinism", fields):
+                cached = self.cache.get("determinism", fields)
+                if isinstance(cached, dict) and cached.get("failure") is None:
+                    result = DeterminismResult(candidate, clip, None, f"{cached.get('details', '')} (cached)")
+                else:
+                    result = self._judge_determinism(candidate, clip)
+                    if result.failure is None:
+                        self.cache.put("determinism", fields, result.to_json())
             self._determinism[key] = result
         return self._determinism[key]
 

@@ -98,15 +98,12 @@ class SuiteSession:
             params = json.loads(props.get(PARAMS_PROPERTY, "{}"))
             self.collector.add_test(report.nodeid, report.outcome, _reason(report), params=params)
 
+    @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group marks
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             params = getattr(getattr(item, "callspec", None), "params", {})
             if "candidate" in params:
                 item.user_properties.append((PARAMS_PROPERTY, json.dumps(params, sort_keys=True)))
-                # With pytest-xdist --dist loadgroup, all tests of one candidate x clip run on one
-                # worker, so each encode/decode happens once (the Judge remembers it per process).
-                group = f"{params['candidate']}-{params.get('clip', '')}"
-                item.add_marker(pytest.mark.xdist_group(group))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
@@ -231,6 +228,9 @@ class SuiteSession:
         )
         judge.run_info = self.run_info
         judge.reuse_results = not self.option("rerun")
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput:  # xdist: the same id on every worker of this run
+            judge.run_id = workerinput["testrunuid"]
         judge.clip_sets = clip_sets
         self.run_info["settings"] = dict(
             clip_set=set_name,
@@ -285,17 +285,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     judge = _session(metafunc.config).judge
     cands = list(judge.candidates)
     clips = list(judge.clips)
+    # With pytest-xdist --dist loadgroup, all tests of one candidate x clip run on one worker,
+    # so each encode/decode happens once (the Judge remembers it per process).
+    def param(values: tuple, ident: str, group: str):
+        return pytest.param(*values, id=ident, marks=pytest.mark.xdist_group(group))
+
     if "rung" in names:
-        rungs = range(judge.rung_count)
-        combos = list(itertools.product(cands, clips, rungs))
-        metafunc.parametrize(
-            ("candidate", "clip", "rung"), combos, ids=[f"{c}-{k}-r{r}" for c, k, r in combos]
-        )
+        combos = itertools.product(cands, clips, range(judge.rung_count))
+        params = [param((c, k, r), f"{c}-{k}-r{r}", f"{c}-{k}") for c, k, r in combos]
+        metafunc.parametrize(("candidate", "clip", "rung"), params)
     elif "clip" in names:
-        combos = list(itertools.product(cands, clips))
-        metafunc.parametrize(("candidate", "clip"), combos, ids=[f"{c}-{k}" for c, k in combos])
+        params = [param((c, k), f"{c}-{k}", f"{c}-{k}") for c, k in itertools.product(cands, clips)]
+        metafunc.parametrize(("candidate", "clip"), params)
     else:
-        metafunc.parametrize("candidate", cands, ids=cands)
+        metafunc.parametrize("candidate", [param((c,), c, c) for c in cands])
 
 
 @pytest.fixture(scope="session")

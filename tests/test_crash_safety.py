@@ -166,7 +166,7 @@ def _check_cache(cache_dir: Path) -> int:
     cache = ResultCache(cache_dir)
     count = 0
     for path in sorted(cache_dir.rglob("*")):
-        if path.is_dir() or _is_temp(path.name):
+        if path.is_dir() or _is_temp(path.name) or path.suffix == ".lock":  # empty lock files of ResultCache.lock
             continue
         rel = path.relative_to(cache_dir)
         if rel.parts[0] == "blobs":
