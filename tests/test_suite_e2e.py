@@ -176,3 +176,28 @@ def test_suite_runs_with_option_values_given_as_separate_arguments(pytester, mon
     text = result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in text, text[-3000:]
     result.assert_outcomes(passed=1, deselected=result.parseoutcomes().get("deselected", 0))
+
+
+def test_oversized_payload_and_a_conftest_in_candidates(pytester, monkeypatch):
+    """A package carrying 17 MiB of 'weights' fails its contract test on the size cap, and a
+    conftest.py dropped into candidates/ is never loaded (it would abort the run) and is named."""
+    paths = _project(pytester, monkeypatch, {"zlib_lossless": CANDIDATES["zlib_lossless"]})
+    fat = paths["cands"] / "fat_codec"
+    fat.mkdir()
+    (fat / "__init__.py").write_text(
+        CANDIDATES["zlib_lossless"].read_text().replace('"""', '"""Ships its test material. ', 1)
+    )
+    (fat / "weights.bin").write_bytes(bytes(17 << 20))
+    (paths["cands"] / "conftest.py").write_text(
+        '"""Would take over the run."""\nraise SystemExit("conftest in candidates/ was imported")\n'
+        "def encode(v, r): pass\ndef decode(b): pass\n"
+    )
+    result = _run_suite(pytester, paths, "-k", "test_contract")
+    text = result.stdout.str() + result.stderr.str()
+    assert "conftest in candidates/ was imported" not in text
+    outcomes = _outcomes(paths["xml"])
+    assert outcomes["test_contract[zlib_lossless]"][0] == "passed"
+    state, message = outcomes["test_contract[fat_codec]"]
+    assert state == "failed" and re.search(r"ships 1[78]\d{6} bytes .* over the cap of 16777216", message), message
+    state, message = outcomes["test_contract[conftest]"]
+    assert state == "failed" and "conftest.py is not a candidate" in message, message
