@@ -311,11 +311,15 @@ class Judge:
         reuse off, from another worker of this run), else a fresh one."""
         point = self.rate_points(clip)[rung]
         fields = self._result_fields(candidate, clip, target_bps=point.target_bps)
-        with self.cache.lock("points", fields):
+        with self.cache.lock(self._kind("points"), fields):
             return self._point_locked(candidate, clip, rung, point, fields)
 
+    def _kind(self, kind: str) -> str:
+        """Cache section: shared across runs, or (with reuse off) only between this run's workers."""
+        return kind if self.reuse_results else f"run-{kind}"
+
     def _point_locked(self, candidate, clip, rung, point, fields) -> PointResult:
-        cached = self.cache.get("points", fields)
+        cached = self.cache.get(self._kind("points"), fields)
         if isinstance(cached, dict):
             bitstream = self.cache.get_blob(str(cached.get("bitstream_sha256")))
             if bitstream is not None:
@@ -329,7 +333,7 @@ class Judge:
         result = self._judge_point(candidate, clip, rung)
         if result.ok:
             sha = self.cache.put_blob(result.bitstream)
-            self.cache.put("points", fields, {"point": result.to_json(), "bitstream_sha256": sha})
+            self.cache.put(self._kind("points"), fields, {"point": result.to_json(), "bitstream_sha256": sha})
         return result
 
     def _judge_point(self, candidate: str, clip: str, rung: int) -> PointResult:
@@ -380,14 +384,14 @@ class Judge:
         key = (candidate, clip)
         if key not in self._determinism:
             fields = self._result_fields(candidate, clip, rung=self.determinism_rung(clip))
-            with self.cache.lock("determinism", fields):
-                cached = self.cache.get("determinism", fields)
+            with self.cache.lock(self._kind("determinism"), fields):
+                cached = self.cache.get(self._kind("determinism"), fields)
                 if isinstance(cached, dict) and cached.get("failure") is None:
                     result = DeterminismResult(candidate, clip, None, f"{cached.get('details', '')} (cached)")
                 else:
                     result = self._judge_determinism(candidate, clip)
                     if result.failure is None:
-                        self.cache.put("determinism", fields, result.to_json())
+                        self.cache.put(self._kind("determinism"), fields, result.to_json())
             self._determinism[key] = result
         return self._determinism[key]
 
