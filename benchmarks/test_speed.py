@@ -74,3 +74,32 @@ def test_clip_read_throughput(benchmark, judge):
         fps=video.frames / seconds,
         mpixel_per_s=video.frames * video.width * video.height / seconds / 1e6,
     )
+
+
+def test_codec_speed(benchmark, judge, candidate, clip):
+    """One more sandboxed encode and decode of each candidate on each clip (middle rate point),
+    timed by pytest-benchmark: the wall time includes the sandbox, as a user of the codec sees it."""
+    first = judge.point(candidate, clip, judge.determinism_rung(clip))
+    if not first.ok:
+        pytest.fail(f"{candidate} on {clip}: no passing point to time: {first.failure}", pytrace=False)
+    cand, source = judge.candidates[candidate], judge.source(clip)
+
+    def encode_and_decode():
+        enc, bitstream = judge.runner.encode(cand, source.raw_path, first.point.target_bps)
+        assert enc.ok, enc.details()
+        dec, video = judge.runner.decode(cand, bitstream)
+        assert dec.ok, dec.details()
+        return enc, dec, bitstream
+
+    enc, dec, bitstream = benchmark.pedantic(encode_and_decode, rounds=1, iterations=1)
+    assert bitstream == first.bitstream, "the timed encode gave other bytes than the judged one"
+    frames = source.video.frames
+    benchmark.extra_info.update(
+        candidate=candidate,
+        clip=clip,
+        target_bps=first.point.target_bps,
+        encode_wall_s=enc.wall_s,
+        decode_wall_s=dec.wall_s,
+        encode_fps=frames / enc.call_s if enc.call_s else None,
+        decode_fps=frames / dec.call_s if dec.call_s else None,
+    )
