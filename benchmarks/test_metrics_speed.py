@@ -10,9 +10,7 @@ The targets (full <= 1.2 x sum of parts, naive >= 4 x full) are recorded in extr
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 
-import av
 import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
@@ -20,6 +18,7 @@ from skimage.metrics import structural_similarity
 from harness.metrics import compute_metrics
 from harness.video import Video, read_video
 from harness.vmaf import compute_vmaf
+from tests.conftest import SHARED_FIXTURES, x264_round_trip
 
 SHARED_1080P = "libvpx_screen_code_1920x1080_3f.mkv"
 FRAMES = 12
@@ -27,45 +26,15 @@ ALL = ("psnr", "ssim", "ms_ssim", "vmaf", "vmaf_neg")
 _TIMES: dict[str, float] = {}
 
 
-def _x264_round_trip(video: Video, crf: int) -> Video:
-    """Real codec distortion: libx264 at `crf` and back, through PyAV."""
-    ctx = av.CodecContext.create("libx264", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = video.width, video.height, "yuv420p"
-    ctx.time_base = Fraction(1) / video.fps
-    ctx.options = {"crf": str(crf), "preset": "veryfast"}
-    ctx.thread_count = 1
-    packets = []
-    for i in range(video.frames):
-        flat = np.concatenate([np.ascontiguousarray(p[i]).ravel() for p in (video.y, video.u, video.v)])
-        frame = av.VideoFrame.from_ndarray(flat.reshape(-1, video.width), format="yuv420p")
-        frame.pts = i
-        packets += ctx.encode(frame)
-    packets += ctx.encode(None)
-    dec = av.CodecContext.create("h264", "r")
-    out = []
-    for packet in packets:
-        for frame in dec.decode(packet):
-            planes = [
-                np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in frame.planes
-            ]
-            out.append(planes)
-    for frame in dec.decode(None):
-        planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in frame.planes]
-        out.append(planes)
-    return Video.from_frames(out, video.fps)
-
-
 @pytest.fixture(scope="module")
 def pair(judge):
-    from tests.conftest import SHARED_FIXTURES
-
     path = SHARED_FIXTURES / SHARED_1080P
     if not path.exists():
         pytest.fail(f"the 1080p development clip {path} is missing (../shared/fixtures)")
     head, _ = read_video(path)
     reps = -(-FRAMES // head.frames)
     ref = Video(*(np.concatenate([p] * reps)[:FRAMES] for p in (head.y, head.u, head.v)), head.fps)
-    return ref, _x264_round_trip(ref, 35)
+    return ref, x264_round_trip(ref, 35)
 
 
 def _luma_mpix(video: Video) -> float:

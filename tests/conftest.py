@@ -5,6 +5,9 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import io
+
+import av
 import numpy as np
 import pytest
 
@@ -35,3 +38,27 @@ def synthetic(width: int, height: int, frames: int, *, seed: int = 0, fps=Fracti
         us.append(np.clip(128 + (np.mgrid[0:ch, 0:cw][1] - cw // 2) + f, 0, 255).astype(np.uint8))
         vs.append(np.clip(128 - (np.mgrid[0:ch, 0:cw][0] - ch // 2), 0, 255).astype(np.uint8))
     return Video(np.stack(ys), np.stack(us), np.stack(vs), fps)
+
+
+def x264_round_trip(video: Video, crf: int) -> Video:
+    """libx264 (one thread, preset veryfast) at `crf` and back through PyAV: real codec distortion."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=video.fps)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        stream.thread_count = 1
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for i in range(video.frames):
+            stacked = np.concatenate([np.ascontiguousarray(p).ravel() for p in video.frame(i)])
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(stacked.reshape(-1, video.width), format="yuv420p")))
+        out.mux(stream.encode())
+    buf.seek(0)
+    h, w, frames = video.height, video.width, []
+    with av.open(buf) as src:
+        for frame in src.decode(video=0):
+            a = frame.to_ndarray(format="yuv420p")
+            chroma = a[h:].reshape(2, h // 2, w // 2)
+            frames.append((a[:h].copy(), chroma[0].copy(), chroma[1].copy()))
+    decoded = Video.from_frames(frames, video.fps)
+    assert decoded.frames == video.frames, f"x264 round trip returned {decoded.frames} of {video.frames} frames"
+    return decoded

@@ -25,8 +25,6 @@ from harness.video import Video, read_video
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures")
 ANCHORS = ("x265", "x264", "svtav1")
 
 

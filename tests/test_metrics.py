@@ -12,14 +12,12 @@ Tolerances and why:
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import math
 import subprocess
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -29,8 +27,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from harness import metrics as M
 from harness.errors import HarnessError, VideoFormatError
 from harness.video import Video, read_video
+from tests.conftest import SHARED_FIXTURES, x264_round_trip
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = SHARED_FIXTURES
 BUS = FIXTURES / "derf_bus_352x288_17f.mkv"
 PARK = FIXTURES / "svt_park_joy_160x90_10f.y4m"
 SCREEN = FIXTURES / "libvpx_screen_code_1920x1080_3f.mkv"
@@ -38,37 +37,8 @@ SCREEN = FIXTURES / "libvpx_screen_code_1920x1080_3f.mkv"
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.fail(f"fixture clip {path} is missing; see /work/shared/fixtures/MANIFEST.md")
+        pytest.fail(f"fixture clip {path} is missing; see ../shared/fixtures/MANIFEST.md")
     return path
-
-
-def x264_roundtrip(video: Video, crf: int) -> Video:
-    """Encode with libx264 (one thread, pinned) at `crf` and decode: real codec distortion."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="matroska") as out:
-        stream = out.add_stream("libx264", rate=video.fps)
-        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
-        stream.thread_count = 1
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for i in range(video.frames):
-            y, u, v = video.frame(i)
-            stacked = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(-1, video.width)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(stacked, format="yuv420p")))
-        out.mux(stream.encode())
-    buf.seek(0)
-    frames = []
-    h, w = video.height, video.width
-    with av.open(buf) as src:
-        for frame in src.decode(video=0):
-            a = frame.to_ndarray(format="yuv420p")
-            q = h * w // 4
-            chroma = a[h:].ravel()
-            frames.append(
-                (a[:h].copy(), chroma[:q].reshape(h // 2, w // 2), chroma[q:].reshape(h // 2, w // 2))
-            )
-    decoded = Video.from_frames(frames, video.fps)
-    assert decoded.frames == video.frames
-    return decoded
 
 
 def _map(video: Video, fn) -> Video:
@@ -82,7 +52,7 @@ def bus() -> Video:
 
 @pytest.fixture(scope="module")
 def bus_x264(bus) -> Video:
-    return x264_roundtrip(bus, 32)
+    return x264_round_trip(bus, 32)
 
 
 def _skimage_ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -203,7 +173,7 @@ def test_psnr_matches_ffmpeg_psnr_filter_per_frame(bus, bus_x264, tmp_path):
 @pytest.mark.parametrize("clip", [BUS, SCREEN], ids=["bus", "screen1080"])
 def test_ssim_matches_skimage(clip):
     ref = read_video(_need(clip), max_frames=2)[0]
-    dist = x264_roundtrip(ref, 30)
+    dist = x264_round_trip(ref, 30)
     m = M.compute_metrics(ref, dist, metrics=["ssim"])
     for p in "yuv":
         for i in range(ref.frames):
@@ -264,7 +234,7 @@ def _ref_ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("clip,scales", [(BUS, 5), (PARK, 4)], ids=["352x288", "160x90"])
 def test_ms_ssim_matches_independent_implementation(clip, scales):
     ref = read_video(_need(clip), max_frames=3)[0]
-    dist = x264_roundtrip(ref, 34)
+    dist = x264_round_trip(ref, 34)
     assert M.ms_ssim_scales(ref.height, ref.width) == scales
     m = M.compute_metrics(ref, dist, metrics=["ms_ssim", "ssim"])
     m_alone = M.compute_metrics(ref, dist, metrics=["ms_ssim"])
@@ -276,7 +246,7 @@ def test_ms_ssim_matches_independent_implementation(clip, scales):
 
 def test_quality_falls_monotonically_with_crf(bus):
     clip = bus.head(3)
-    means = [M.compute_metrics(clip, x264_roundtrip(clip, crf)).mean for crf in (18, 28, 38, 48)]
+    means = [M.compute_metrics(clip, x264_round_trip(clip, crf)).mean for crf in (18, 28, 38, 48)]
     for key in ("psnr_yuv", "ssim_y", "ms_ssim_y"):
         series = [m[key] for m in means]
         assert all(a > b for a, b in itertools.pairwise(series)), (key, series)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -14,30 +11,9 @@ from harness import metrics as M
 from harness import vmaf as V
 from harness.errors import VideoFormatError
 from harness.video import Video, read_video
+from tests.conftest import SHARED_FIXTURES, x264_round_trip
 
-BUS = Path("/work/shared/fixtures/derf_bus_352x288_17f.mkv")
-
-
-def _x264(video: Video, crf: int) -> Video:
-    """libx264 round trip (one thread, pinned): real codec distortion."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="matroska") as out:
-        stream = out.add_stream("libx264", rate=video.fps)
-        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
-        stream.thread_count = 1
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for i in range(video.frames):
-            stacked = np.concatenate([p.ravel() for p in video.frame(i)]).reshape(-1, video.width)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(stacked, format="yuv420p")))
-        out.mux(stream.encode())
-    buf.seek(0)
-    h, w, frames = video.height, video.width, []
-    with av.open(buf) as src:
-        for frame in src.decode(video=0):
-            a = frame.to_ndarray(format="yuv420p")
-            chroma = a[h:].reshape(2, h // 2, w // 2)
-            frames.append((a[:h].copy(), chroma[0].copy(), chroma[1].copy()))
-    return Video.from_frames(frames, video.fps)
+BUS = SHARED_FIXTURES / "derf_bus_352x288_17f.mkv"
 
 
 def _luma(video: Video, fn) -> Video:
@@ -47,7 +23,7 @@ def _luma(video: Video, fn) -> Video:
 @pytest.fixture(scope="module")
 def bus() -> Video:
     if not BUS.exists():
-        pytest.fail(f"fixture clip {BUS} is missing; see /work/shared/fixtures/MANIFEST.md")
+        pytest.fail(f"fixture clip {BUS} is missing; see ../shared/fixtures/MANIFEST.md")
     return read_video(BUS, max_frames=8)[0]
 
 
@@ -61,7 +37,7 @@ def test_identical_clip_scores_near_100(bus):
 
 
 def test_codec_distortion_scores_lower_and_falls_with_crf(bus):
-    scores = [V.compute_vmaf(bus, _x264(bus, crf), models=["vmaf"]).mean["vmaf"] for crf in (20, 32, 44)]
+    scores = [V.compute_vmaf(bus, x264_round_trip(bus, crf), models=["vmaf"]).mean["vmaf"] for crf in (20, 32, 44)]
     assert 100.0 > scores[0] > scores[1] > scores[2] > 0.0, scores
 
 
@@ -72,7 +48,7 @@ def test_distorted_goes_first_reference_second(bus):
     swapped = V.compute_vmaf(blurred, bus).mean  # a sharper "distorted" clip: VMAF rewards it
     assert right["vmaf"] < 85.0 and swapped["vmaf"] > 95.0, (right, swapped)
     assert right["vmaf_neg"] < swapped["vmaf_neg"]
-    coded = _x264(bus, 32)  # the same asymmetry with real codec distortion (measured 74.8 vs 84.8)
+    coded = x264_round_trip(bus, 32)  # the same asymmetry with real codec distortion (measured 74.8 vs 84.8)
     assert V.compute_vmaf(bus, coded).mean["vmaf"] < V.compute_vmaf(coded, bus).mean["vmaf"] - 3.0
 
 
@@ -123,7 +99,7 @@ def test_odd_size_works_and_tiny_is_refused(bus):
 
 def test_versions_and_compute_metrics_integration(bus):
     clip = bus.head(3)
-    dist = _x264(clip, 30)
+    dist = x264_round_trip(clip, 30)
     m = M.compute_metrics(clip, dist, metrics=["psnr", "vmaf", "vmaf_neg"])
     assert list(m.per_frame) == ["psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "vmaf", "vmaf_neg"]
     direct = V.compute_vmaf(clip, dist)
