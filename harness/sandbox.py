@@ -263,19 +263,30 @@ class Sandbox:
         argv += ["--processes", str(limits.processes)]
         if self.mode == "none":
             return _run(argv, env=popen_env, limits=limits, pass_fds=pass_fds)
-        program = deny_filter()
-        if program is None:
-            return _run(argv, env=popen_env, limits=limits, pass_fds=pass_fds)
-        # bwrap reads the filter from a descriptor to EOF; a fresh one per call.
-        fd = os.memfd_create("codec-sandbox-seccomp", 0)
+        # bwrap's options (host paths of every bind, the environment) go through a descriptor
+        # (`--args FD`), so /proc/1/cmdline inside shows only `bwrap --args N -- python ...`.
+        at = argv.index("--")
+        options, command = argv[1:at], argv[at:]
+        fds: list[int] = []
         try:
-            os.write(fd, program)
-            os.lseek(fd, 0, os.SEEK_SET)
-            at = argv.index("--")
-            argv[at:at] = ["--seccomp", str(fd)]
-            return _run(argv, env=popen_env, limits=limits, pass_fds=(*pass_fds, fd))
+            program = deny_filter()
+            if program is not None:
+                # bwrap reads the filter from a descriptor to EOF; a fresh one per call.
+                fds.append(_memfd("codec-sandbox-seccomp", program))
+                options += ["--seccomp", str(fds[-1])]
+            fds.append(_memfd("codec-sandbox-args", b"".join(o.encode() + b"\0" for o in options)))
+            argv = [argv[0], "--args", str(fds[-1]), *command]
+            return _run(argv, env=popen_env, limits=limits, pass_fds=(*pass_fds, *fds))
         finally:
-            os.close(fd)
+            for fd in fds:
+                os.close(fd)
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _packaged_clip_dirs() -> list[str]:

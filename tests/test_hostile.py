@@ -159,6 +159,12 @@ def test_corpus_and_table_agree(candidates):
         re.compile(row["match"])
 
 
+def _outside_state() -> dict[str, str]:
+    """Hashes of what a candidate must never change: the ledger, the candidates, the harness."""
+    files = [REPO / "ledger.jsonl", *sorted((REPO / "candidates").glob("*.py")), *sorted((REPO / "harness").glob("*.py"))]
+    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()}
+
+
 def _case(name: str):
     row = EXPECTED[name]
     applies = "xfail" in row and (row.get("xfail_when") != "root" or os.geteuid() == 0)
@@ -170,9 +176,11 @@ def _case(name: str):
 def test_hostile_candidate_fails_as_expected(name, judges):
     row = EXPECTED[name]
     judge = judges(row.get("limits"))
+    before = _outside_state()
     start = time.perf_counter()
     stage, kind, text = verdict(judge, name)
     elapsed = time.perf_counter() - start
+    assert _outside_state() == before, f"{name} changed files outside its sandbox"
     stages = [row["stage"]] if isinstance(row["stage"], str) else row["stage"]
     shown = f"{name}: got stage={stage} kind={kind}:\n{text[:3000]}"
     assert stage in stages, shown

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -197,7 +198,7 @@ def probe(tmp_path_factory):
     decoded = json.loads(dec.message.split("FACTS:", 1)[1].splitlines()[0])
     yield {
         "first": first, "second": second, "decode": decoded, "accepted": accepted, "targets": targets,
-        "host_only": host_only.name,
+        "host_only": host_only.name, "folder": str(folder),
     }
     from tests.test_hostile import purge_sandbox_keys
 
@@ -257,6 +258,15 @@ def test_repository_shared_clips_and_home_are_invisible(probe):
     # The only processes in view are the sandbox's own bwrap (pid 1) and the worker: never the test runner.
     others = [c for c in probe["decode"]["cmdlines"].values() if "bwrap" not in c and "harness.worker" not in c]
     assert not others, others
+
+
+def test_command_lines_inside_name_no_host_path(probe):
+    """bwrap's options (every bind's host path, the environment) travel by descriptor, not on pid 1's command line."""
+    cmdlines = probe["decode"]["cmdlines"]
+    assert any(c.startswith(("bwrap --args", f"{shutil.which('bwrap')} --args")) for c in cmdlines.values()), cmdlines
+    for pid, cmdline in cmdlines.items():
+        for host in (probe["folder"], str(REPO / "harness"), SECRET_NAME, "--ro-bind", "--setenv", "--tmpfs"):
+            assert host not in cmdline, f"pid {pid} shows {host!r}: {cmdline}"
 
 
 def test_decoder_gets_only_its_own_descriptors(probe):
