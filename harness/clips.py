@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from harness.errors import ClipError, ConfigError
-from harness.video import Video, VideoInfo, read_video
+from harness.video import Video, VideoInfo, decode_to_raw
 
 __all__ = ["Clip", "ClipStore", "resolve_clip_set", "load_manifest", "download_clip", "VIDEO_SUFFIXES"]
 
@@ -219,16 +219,12 @@ class ClipStore:
         limit = min(x for x in (max_frames, clip.frames) if x) if (max_frames or clip.frames) else None
         key = (str(clip.path), limit)
         if key not in self._decoded:
-            video, info = read_video(clip.path, max_frames=limit, fps=clip.fps)
             self._scratch.mkdir(parents=True, exist_ok=True)
-            raw = self._scratch / f"{video.sha256()}.hvid"
-            if not raw.exists():
-                tmp = raw.with_suffix(f".{os.getpid()}.tmp")
-                video.save(tmp)
-                os.replace(tmp, raw)
-            # From here on the planes are the raw file's pages: one copy for the parent's
-            # measurements and every sandboxed encoder that reads the same file.
-            sha = video.sha256()
+            # Decoded frame by frame straight into the raw file (named by its content, written
+            # under a temporary name, renamed when complete), never whole in memory. From here
+            # on the planes are the file's pages: one copy for the parent's measurements and
+            # every sandboxed encoder that reads the same file.
+            raw, info, sha = decode_to_raw(clip.path, self._scratch, max_frames=limit, fps=clip.fps)
             video = Video.load(raw, mmap=True)
             video._sha.append(sha)
             self._decoded[key] = _Decoded(video, info, raw)

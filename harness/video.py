@@ -4,6 +4,8 @@
 and the frame rate as a `Fraction`. Files are read with PyAV honouring each plane's line size
 (PITFALLS 1); full-range sources keep their samples and say so (PITFALLS 8); 10-bit sources
 are refused. `save`/`load` are the harness's raw transport format between processes.
+`read_video` decodes a file into memory; `decode_to_raw` runs the same decoding loop straight
+into a raw file, frame by frame (the decode-once clip store: a clip costs its raw size once).
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Self
 
 import numpy as np
 
 from harness.errors import ClipError, VideoFormatError
 
-__all__ = ["Video", "VideoInfo", "read_video", "probe_video", "chroma_shape"]
+__all__ = ["Video", "VideoInfo", "read_video", "decode_to_raw", "probe_video", "chroma_shape"]
 
 RAW_MAGIC = b"HVID1\n"
 _HEADER_MAX = 4096
@@ -119,13 +125,7 @@ class Video:
         return self._sha[0]
 
     def _header_bytes(self) -> bytes:
-        header = {
-            "width": self.width,
-            "height": self.height,
-            "frames": self.frames,
-            "fps": [self.fps.numerator, self.fps.denominator],
-        }
-        return json.dumps(header, sort_keys=True).encode()
+        return _header_json(self.width, self.height, self.frames, self.fps)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the raw transport format: magic, JSON header line, then all Y, all U, all V."""
@@ -213,6 +213,12 @@ class Video:
         return cls(*(np.stack([f[i] for f in frames]) for i in range(3)), fps=fps)
 
 
+def _header_json(width: int, height: int, frames: int, fps: Fraction) -> bytes:
+    """The JSON header line of the raw format (without magic and newline); also what `sha256` hashes first."""
+    header = {"width": width, "height": height, "frames": frames, "fps": [fps.numerator, fps.denominator]}
+    return json.dumps(header, sort_keys=True).encode()
+
+
 def _json_int(value: object) -> int:
     """A JSON integer, strictly: no bool, float or string standing in for one."""
     if type(value) is not int:
@@ -298,13 +304,126 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         container.close()
 
 
-def _planes(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _plane_view(plane, rows: int, columns: int) -> np.ndarray:
+    """A plane of a yuv420p/yuvj420p frame without its line padding (PITFALLS 1): a view, no copy."""
+    if (plane.height, plane.width) != (rows, columns):
+        raise VideoFormatError(f"plane of {plane.width}x{plane.height}, expected {columns}x{rows}")
+    data = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+    return data[:, :columns]
+
+
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _planes(frame) -> Planes:
     """Copy the three planes of a yuv420p/yuvj420p frame, dropping line padding (PITFALLS 1)."""
-    out = []
-    for plane in frame.planes:
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-        out.append(rows[:, : plane.width].copy())
-    return out[0], out[1], out[2]
+    height, width = frame.height, frame.width
+    ch, cw = chroma_shape(height, width)
+    return tuple(  # type: ignore[return-value]
+        _plane_view(plane, rows, columns).copy()
+        for plane, (rows, columns) in zip(frame.planes, ((height, width), (ch, cw), (ch, cw)))
+    )
+
+
+class _FrameSource:
+    """One decoding pass over a file: its frames as 8-bit 4:2:0 planes, checked as they come.
+
+    The single decoding loop behind `read_video` (which copies the planes into memory) and
+    `decode_to_raw` (which writes them straight into a raw file). `frames()` yields views into
+    PyAV's frame buffers, valid until the next frame is asked for. After the loop, `finish()`
+    gives the frame rate and the `VideoInfo`, or the `ClipError` for a file without frames or rate.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_frames: int | None, fps: Fraction | None) -> None:
+        self.path = Path(path)
+        if max_frames is not None and max_frames < 1:
+            raise ClipError(f"max_frames must be at least 1, got {max_frames}")
+        self.max_frames = max_frames
+        self.container = _open(self.path)
+        try:
+            self.stream = self.container.streams.video[0]
+            self.stream.thread_type = "AUTO"  # PITFALLS 12: frame threads decode up to 1.6x faster
+            self.rate = fps or self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+            self.codec = self.stream.codec_context.name
+        except BaseException:
+            self.container.close()
+            raise
+        self.count = 0
+        self.pix_fmt = ""
+        self.color_range: Literal["tv", "pc", "unknown"] = "unknown"
+        self.size: tuple[int, int] | None = None  # (height, width) of the first frame
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.container.close()
+
+    def expected_frames(self) -> int | None:
+        """A guess of how many frames `frames()` will yield (the container's count or duration), or None."""
+        guess = self.stream.frames if (self.stream.frames or 0) > 0 else None
+        duration = self.container.duration  # microseconds; e.g. Matroska has no frame count but this
+        if guess is None and duration and duration > 0 and self.rate and self.rate > 0:
+            guess = max(1, round(Fraction(duration, 1_000_000) * Fraction(self.rate)))
+        if self.max_frames is not None:
+            guess = min(guess, self.max_frames) if guess else self.max_frames
+        return guess
+
+    def frames(self) -> Iterator[Planes]:
+        import av
+
+        path = self.path
+        try:
+            for frame in self.container.decode(self.stream):
+                if not self.count:
+                    self.pix_fmt = frame.format.name
+                    _check_depth(path, self.pix_fmt)
+                    self.color_range = _color_range(frame, self.pix_fmt)
+                if frame.format.name not in _EIGHT_BIT_420:
+                    _check_depth(path, frame.format.name)
+                    frame = frame.reformat(format="yuv420p")
+                size = (frame.height, frame.width)
+                if self.size is None:
+                    self.size = size
+                elif size != self.size:
+                    shapes = sorted({self.size, size})
+                    raise ClipError(f"{path}: frame size changes within the stream ({shapes}); not supported")
+                height, width = size
+                ch, cw = chroma_shape(height, width)
+                try:
+                    planes = (
+                        _plane_view(frame.planes[0], height, width),
+                        _plane_view(frame.planes[1], ch, cw),
+                        _plane_view(frame.planes[2], ch, cw),
+                    )
+                except (VideoFormatError, ValueError, IndexError) as err:
+                    raise ClipError(f"{path}: frame {self.count} has unexpected planes: {err}") from err
+                self.count += 1
+                yield planes
+                if self.max_frames is not None and self.count >= self.max_frames:
+                    break
+        except av.FFmpegError as err:
+            raise ClipError(f"{path}: decoding failed after {self.count} frames: {err}") from err
+
+    def finish(self) -> tuple[Fraction, VideoInfo]:
+        """The frame rate and what the file said about itself, once `frames()` is exhausted."""
+        if not self.count or self.size is None:
+            raise ClipError(f"{self.path}: no frame could be decoded (corrupt or truncated file?)")
+        if not self.rate:
+            raise ClipError(f"{self.path}: the container has no frame rate; give one in the clip set")
+        rate = _as_fraction(Fraction(self.rate))
+        height, width = self.size
+        info = VideoInfo(
+            path=str(self.path),
+            codec=self.codec,
+            pix_fmt=self.pix_fmt,
+            width=width,
+            height=height,
+            fps=rate,
+            color_range=self.color_range,
+            frames=self.count,
+        )
+        return rate, info
 
 
 def read_video(
@@ -313,57 +432,224 @@ def read_video(
     max_frames: int | None = None,
     fps: Fraction | None = None,
 ) -> tuple[Video, VideoInfo]:
-    """Decode a file PyAV can read into a `Video` (the first `max_frames` frames if given).
+    """Decode a file PyAV can read into a `Video` in memory (the first `max_frames` frames if given).
 
     Samples are kept exactly as decoded; a full-range (pc/yuvj420p) source stays full range
     and `VideoInfo.color_range` says so. Other 8-bit formats are converted to yuv420p by
     libswscale. `fps` overrides the container's rate (raw Annex-B streams carry none).
+    `decode_to_raw` is the same decoding written straight into a raw file instead.
     """
-    import av
+    with _FrameSource(path, max_frames, fps) as source:
+        frames = [(y.copy(), u.copy(), v.copy()) for y, u, v in source.frames()]
+    rate, info = source.finish()
+    return Video.from_frames(frames, fps=rate), info
 
-    path = Path(path)
-    if max_frames is not None and max_frames < 1:
-        raise ClipError(f"max_frames must be at least 1, got {max_frames}")
-    container = _open(path)
-    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    pix_fmt = ""
-    color_range: Literal["tv", "pc", "unknown"] = "unknown"
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # PITFALLS 12: frame threads decode up to 1.6x faster
-        rate = fps or stream.average_rate or stream.guessed_rate or stream.base_rate
+
+# ----------------------------------------------------------------------------- streaming to a raw file
+
+_MOVE_CHUNK = 8 << 20  # bytes moved at a time when a raw file's planes are laid out again
+_GUESS_MAX_BYTES = 64 << 30  # the most room a guessed frame count reserves up front (sparse)
+
+
+@dataclass(frozen=True)
+class _RawLayout:
+    """Where the header and the Y, U and V blocks of a raw file of `frames` frames lie."""
+
+    width: int
+    height: int
+    frames: int
+    fps: Fraction
+
+    @property
+    def header(self) -> bytes:
+        return RAW_MAGIC + _header_json(self.width, self.height, self.frames, self.fps) + b"\n"
+
+    @property
+    def luma(self) -> int:
+        return self.width * self.height
+
+    @property
+    def chroma(self) -> int:
+        ch, cw = chroma_shape(self.height, self.width)
+        return ch * cw
+
+    def offsets(self) -> tuple[int, int, int, int]:
+        """Start of Y, of U, of V, and the file's size."""
+        y = len(self.header)
+        u = y + self.frames * self.luma
+        v = u + self.frames * self.chroma
+        return y, u, v, v + self.frames * self.chroma
+
+
+def _pwrite_all(fd: int, data, offset: int) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        done = os.preadv(fd, [view], offset)
+        if done <= 0:
+            raise OSError(f"raw file ended while reading at {offset}")
+        view, offset = view[done:], offset + done
+
+
+_fallocate = None
+
+
+def _punch_hole(fd: int, start: int, end: int) -> None:
+    """Give back a byte range's pages (tmpfs, ext4, xfs) without changing the size; best effort."""
+    global _fallocate
+    if end <= start or not sys.platform.startswith("linux"):
+        return
+    if _fallocate is None:
+        import ctypes
+
         try:
-            for frame in container.decode(stream):
-                if not frames:
-                    pix_fmt = frame.format.name
-                    _check_depth(path, pix_fmt)
-                    color_range = _color_range(frame, pix_fmt)
-                if frame.format.name not in _EIGHT_BIT_420:
-                    _check_depth(path, frame.format.name)
-                    frame = frame.reformat(format="yuv420p")
-                frames.append(_planes(frame))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-        except av.FFmpegError as err:
-            raise ClipError(f"{path}: decoding failed after {len(frames)} frames: {err}") from err
-    finally:
-        container.close()
-    if not frames:
-        raise ClipError(f"{path}: no frame could be decoded (corrupt or truncated file?)")
-    shapes = {f[0].shape for f in frames}
-    if len(shapes) > 1:
-        raise ClipError(f"{path}: frame size changes within the stream ({sorted(shapes)}); not supported")
-    if not rate:
-        raise ClipError(f"{path}: the container has no frame rate; give one in the clip set")
-    video = Video.from_frames(frames, fps=Fraction(rate))
-    info = VideoInfo(
-        path=str(path),
-        codec=stream.codec_context.name,
-        pix_fmt=pix_fmt,
-        width=video.width,
-        height=video.height,
-        fps=video.fps,
-        color_range=color_range,
-        frames=video.frames,
-    )
-    return video, info
+            func = ctypes.CDLL(None, use_errno=True).fallocate
+            func.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+            func.restype = ctypes.c_int
+            _fallocate = func
+        except (OSError, AttributeError):
+            _fallocate = False
+    if _fallocate:
+        _fallocate(fd, 0x01 | 0x02, start, end - start)  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+
+
+def _minus(start: int, end: int, keep: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of [start, end) outside every range in `keep`."""
+    parts = [(start, end)]
+    for k0, k1 in keep:
+        parts = [p for a, b in parts for p in ((a, min(b, k0)), (max(a, k1), b)) if p[0] < p[1]]
+    return parts
+
+
+def _relayout(fd: int, old: _RawLayout, new: _RawLayout, filled: int) -> None:
+    """Move the first `filled` frames of each plane block from `old`'s places to `new`'s, in place.
+
+    Blocks moving down are moved first, lowest first, front to back; then blocks moving up,
+    highest first, back to front; so no byte is overwritten before it was read. Bytes read and
+    not (yet) holding moved data are punched out as the move goes, so a file in /dev/shm does not
+    hold both places of a block at once.
+    """
+    oy, ou, ov, _ = old.offsets()
+    ny, nu, nv, size = new.offsets()
+    lengths = (filled * old.luma, filled * old.chroma, filled * old.chroma)
+    blocks = [(src, dst, n) for src, dst, n in zip((oy, ou, ov), (ny, nu, nv), lengths) if n and src != dst]
+    if not blocks:
+        return
+    # Blocks that do not move are in place already; a block's source is never another's.
+    keep = [(dst, dst + n) for src, dst, n in zip((oy, ou, ov), (ny, nu, nv), lengths) if src == dst]
+    if os.fstat(fd).st_size < size:
+        os.ftruncate(fd, size)
+    buf = memoryview(bytearray(_MOVE_CHUNK))
+    down = [b for b in blocks if b[1] < b[0]]
+    up = [b for b in reversed(blocks) if b[1] > b[0]]
+    for src, dst, n in down + up:
+        keep.append((dst, dst + n))  # written from now on; later blocks' places may be punched
+        starts = range(0, n, _MOVE_CHUNK)
+        for at in starts if dst < src else reversed(starts):
+            part = buf[: min(_MOVE_CHUNK, n - at)]
+            _pread_into(fd, part, src + at)
+            _pwrite_all(fd, part, dst + at)
+            for a, b in _minus(src + at, src + at + len(part), keep):
+                _punch_hole(fd, a, b)
+
+
+class _RawWriter:
+    """Frames written one at a time into a raw file (`Video.save`'s format, byte for byte).
+
+    The file is laid out for a guessed frame count: Y, U and V of frame i go straight to their
+    final places. More frames than guessed double the room (moving U and V up); at the end the
+    blocks are moved down to fit the real count. The header is written last, so a file cut off
+    before `finish` has no magic and never reads as a video.
+    """
+
+    def __init__(self, fd: int, width: int, height: int, fps: Fraction, guess: int | None) -> None:
+        self.fd = fd
+        self.count = 0
+        frame_bytes = width * height + 2 * math.prod(chroma_shape(height, width))
+        # Only where the planes go depends on the guess, never the file: a container claiming
+        # absurdly many frames costs a sparse file (capped at _GUESS_MAX_BYTES) and one move.
+        frames = max(1, min(guess or 16, _GUESS_MAX_BYTES // frame_bytes))
+        self.layout = _RawLayout(width, height, frames, fps)
+        os.ftruncate(fd, self.layout.offsets()[3])
+
+    def append(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        lay = self.layout
+        if self.count == lay.frames:
+            grown = _RawLayout(lay.width, lay.height, 2 * lay.frames, lay.fps)
+            _relayout(self.fd, lay, grown, self.count)
+            self.layout = lay = grown
+        oy, ou, ov, _ = lay.offsets()
+        i = self.count
+        _pwrite_all(self.fd, np.ascontiguousarray(y), oy + i * lay.luma)
+        _pwrite_all(self.fd, np.ascontiguousarray(u), ou + i * lay.chroma)
+        _pwrite_all(self.fd, np.ascontiguousarray(v), ov + i * lay.chroma)
+        self.count += 1
+
+    def finish(self, fps: Fraction) -> str:
+        """Lay the file out for the frames written, write the header; the content's `Video.sha256`."""
+        lay = self.layout
+        final = _RawLayout(lay.width, lay.height, self.count, fps)
+        _relayout(self.fd, lay, final, self.count)
+        payload_at, _, _, size = final.offsets()
+        os.ftruncate(self.fd, size)
+        self.layout = final
+        digest = hashlib.sha256(_header_json(final.width, final.height, final.frames, final.fps))
+        buf = memoryview(bytearray(4 << 20))
+        for at in range(payload_at, size, len(buf)):
+            part = buf[: min(len(buf), size - at)]
+            _pread_into(self.fd, part, at)
+            digest.update(part)
+        _pwrite_all(self.fd, final.header, 0)
+        return digest.hexdigest()
+
+
+def decode_to_raw(
+    path: str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    *,
+    max_frames: int | None = None,
+    fps: Fraction | None = None,
+) -> tuple[Path, VideoInfo, str]:
+    """Decode a file frame by frame straight into ``directory/<sha256>.hvid``: (raw path, info, sha256).
+
+    The file is exactly what ``read_video(...)[0].save`` would write, and named by that Video's
+    `sha256`, with the same checks and errors as `read_video`, but no frame is held in memory
+    beyond the one being written: the clip costs its raw size once (in the file), not twice.
+    It is written under a temporary name and renamed when complete; a failure (a `ClipError`
+    for a corrupt file, or an interrupt) removes it, and a run killed midway leaves only a
+    ``.*.tmp`` file without the raw format's magic. A file already there (same content) is kept.
+    """
+    directory = Path(directory)
+    with _FrameSource(path, max_frames, fps) as source:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".decode-", suffix=".hvid.tmp")
+        try:
+            writer: _RawWriter | None = None
+            for y, u, v in source.frames():
+                if writer is None:
+                    # The header's rate, until finish() checks the real one: only its length matters.
+                    guess_rate = Fraction(source.rate) if source.rate and source.rate > 0 else Fraction(1)
+                    writer = _RawWriter(fd, y.shape[1], y.shape[0], guess_rate, source.expected_frames())
+                writer.append(y, u, v)
+            rate, info = source.finish()
+            assert writer is not None  # finish() raises for a file without frames
+            sha = writer.finish(rate)
+            os.close(fd)
+            fd = -1
+            target = directory / f"{sha}.hvid"
+            try:
+                os.link(tmp, target)  # never replaces a file another process may have mapped
+            except FileExistsError:
+                pass
+            except OSError:
+                os.replace(tmp, target)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return target, info, sha

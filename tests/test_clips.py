@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import io
+import os
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
-from harness.clips import ClipStore, download_clip, load_manifest, resolve_clip_set
+import numpy as np
+
+from harness.clips import Clip, ClipStore, download_clip, load_manifest, resolve_clip_set
 from harness.errors import ClipError, ConfigError
-from harness.video import probe_video
-from tests.conftest import REPO
+from harness.video import Video, probe_video, read_video
+from tests.conftest import REPO, synthetic
 
 CONFIG = REPO / "fixtures" / "clipsets.toml"
 
@@ -151,3 +155,69 @@ def test_store_decodes_each_clip_once(tmp_path, shared_fixtures):
     assert first.raw_path.stat().st_size == 5 * (352 * 288 + 2 * 176 * 144) + first.raw_path.read_bytes().index(
         b"\n", 6
     ) + 1
+
+
+def _saved(video: Video) -> bytes:
+    buf = io.BytesIO()
+    video.write_to(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "max_frames", "clip_frames"),
+    [
+        ("derf_foreman_352x288_300f.mkv", 60, None),  # the container's duration says 51 frames
+        ("mdn_flower_960x540_150f.mp4", None, 8),  # the clip set's frame count is the limit
+        ("cisco_men_whisper_640x320_9f.mkv", 50, None),  # fewer frames than the limit
+    ],
+)
+def test_store_raw_file_is_read_video_frame_for_frame(tmp_path, shared_fixtures, name, max_frames, clip_frames):
+    """The store decodes straight into its raw file; that file is what read_video returns, saved."""
+    clip = Clip(name="c", path=shared_fixtures / name, frames=clip_frames)
+    limit = min(x for x in (max_frames, clip_frames) if x)
+    want, want_info = read_video(clip.path, max_frames=limit)
+    got = ClipStore(tmp_path).get(clip, max_frames)
+    assert isinstance(got.video.y, np.memmap), "the store's planes are not the raw file's pages"
+    assert got.info == want_info
+    assert got.video.sha256() == want.sha256() == Video.load(got.raw_path).sha256()
+    assert got.raw_path == tmp_path / f"{want.sha256()}.hvid"
+    assert got.raw_path.read_bytes() == _saved(want)
+    assert got.video.frames == want.frames
+    for i in range(want.frames):
+        for a, b in zip(got.video.frame(i), want.frame(i)):
+            np.testing.assert_array_equal(a, b)
+    assert os.listdir(tmp_path) == [got.raw_path.name]
+
+
+def test_store_odd_size_synthetic_clip(tmp_path):
+    import av
+
+    src = synthetic(67, 33, frames=7)
+    path = tmp_path / "odd.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=src.fps)
+        stream.width, stream.height, stream.pix_fmt = src.width, src.height, "yuv420p"
+        for i in range(src.frames):
+            frame = av.VideoFrame(src.width, src.height, "yuv420p")
+            for plane, data in zip(frame.planes, src.frame(i)):
+                np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width] = data
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    scratch = tmp_path / "scratch"
+    got = ClipStore(scratch).get(Clip(name="odd", path=path), None)
+    assert got.raw_path.read_bytes() == _saved(src) == _saved(read_video(path)[0])
+    assert got.video.sha256() == src.sha256()
+    assert os.listdir(scratch) == [got.raw_path.name]
+
+
+def test_store_corrupt_or_truncated_clip_is_a_clip_error_and_leaves_no_file(tmp_path, shared_fixtures):
+    scratch = tmp_path / "scratch"
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes((shared_fixtures / "derf_bus_352x288_17f.mkv").read_bytes()[:600])
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(5000))
+    store = ClipStore(scratch)
+    for path in (cut, junk, shared_fixtures / "10bit" / "netflix_sparks_480x270_5f_10bit.mkv"):
+        with pytest.raises(ClipError, match=path.name):
+            store.get(Clip(name=path.stem, path=path), 5)
+        assert os.listdir(scratch) == [], f"{path.name} left a file behind"

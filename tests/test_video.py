@@ -1,8 +1,10 @@
-"""Video: reading real files exactly (padding, odd sizes, full range), the raw format, validation."""
+"""Video: reading real files exactly (padding, odd sizes, full range), the raw format, validation,
+and decoding straight into a raw file (`decode_to_raw`) exactly as `read_video` + `save` would."""
 
 from __future__ import annotations
 
 import io
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,7 +13,8 @@ import numpy as np
 import pytest
 
 from harness.errors import ClipError, VideoFormatError
-from harness.video import Video, probe_video, read_video
+import harness.video as video_module
+from harness.video import RAW_MAGIC, Video, decode_to_raw, probe_video, read_video
 from tests.conftest import synthetic
 
 
@@ -169,3 +172,177 @@ def test_video_validation_names_the_problem():
     with pytest.raises(VideoFormatError, match="numpy uint8 array"):
         Video([[1]], u, u, 25)
     assert Video(y, u, u, 25).fps == Fraction(25)
+
+
+# ----------------------------------------------------------------------------- decode_to_raw
+
+
+def _saved(video: Video) -> bytes:
+    buf = io.BytesIO()
+    video.write_to(buf)
+    return buf.getvalue()
+
+
+def _same_as_read_video(path: Path, out: Path, **kw) -> Path:
+    """decode_to_raw's file is read_video's Video saved, byte for byte; named by its sha256; alone."""
+    want, want_info = read_video(path, **kw)
+    raw, info, sha = decode_to_raw(path, out, **kw)
+    data = raw.read_bytes()
+    assert data == _saved(want)
+    assert sha == want.sha256() and raw == out / f"{sha}.hvid"
+    assert info == want_info
+    assert os.listdir(out) == [raw.name], "a temporary file was left behind"
+    back = Video.load(raw, mmap=True)
+    for i in range(want.frames):  # frame for frame, through the mapped file the store uses
+        for a, b in zip(back.frame(i), want.frame(i)):
+            np.testing.assert_array_equal(a, b)
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("name", "max_frames"),
+    [
+        ("cisco_men_whisper_640x320_9f.mkv", None),  # Matroska: no frame count, duration exact
+        ("derf_foreman_352x288_300f.mkv", 70),  # Matroska whose duration says 51 frames: grows
+        ("derf_foreman_352x288_300f.mkv", None),
+        ("mdn_flower_960x540_150f.mp4", 12),  # MP4 with a frame count
+        ("derf_stefan_352x288_2f.webm", None),
+        ("svt_park_joy_160x90_10f.y4m", 30),  # fewer frames than asked for
+    ],
+)
+def test_decode_to_raw_equals_read_video_on_real_clips(tmp_path, shared_fixtures, name, max_frames):
+    _same_as_read_video(shared_fixtures / name, tmp_path, max_frames=max_frames)
+
+
+@pytest.mark.parametrize("guess", [1, 2, 3, 5, 9, 100, 10**15])
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p"])
+def test_decode_to_raw_any_frame_count_guess_odd_size(tmp_path, monkeypatch, guess, pix_fmt):
+    """A wrong guess of the frame count (too low: the file grows; too high: it shrinks) changes
+    nothing in the file, for an odd size and with moves cut into chunks smaller than a plane
+    (10**15: a hostile container's claim, capped to a sparse file of _GUESS_MAX_BYTES).
+    yuv444p goes through libswscale to 4:2:0 in both readers."""
+    src = synthetic(67, 33, frames=5)
+    path = tmp_path / "clip.mkv"
+    if pix_fmt == "yuv420p":
+        _write(path, src, codec="ffv1")
+    else:
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("ffv1", rate=src.fps)
+            stream.width, stream.height, stream.pix_fmt = src.width, src.height, pix_fmt
+            for i in range(src.frames):
+                frame = av.VideoFrame(src.width, src.height, "yuv420p")
+                for plane, data in zip(frame.planes, src.frame(i)):
+                    np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width] = data
+                out.mux(stream.encode(frame.reformat(format=pix_fmt)))
+            out.mux(stream.encode())
+    monkeypatch.setattr(video_module._FrameSource, "expected_frames", lambda self: guess)
+    monkeypatch.setattr(video_module, "_MOVE_CHUNK", 700)
+    out = tmp_path / "out"
+    out.mkdir()
+    raw = _same_as_read_video(path, out)
+    if pix_fmt == "yuv420p":
+        assert Video.load(raw).sha256() == src.sha256()
+
+
+def test_decode_to_raw_keeps_full_range_and_takes_the_callers_rate(tmp_path):
+    src = synthetic(64, 48, frames=3)
+    full = tmp_path / "full.mkv"
+    _write(full, src, codec="libx264", pix_fmt="yuvj420p", options={"qp": "0", "preset": "ultrafast"})
+    annexb = tmp_path / "clip.264"
+    _write(annexb, src, codec="libx264", options={"qp": "0", "preset": "ultrafast"}, fmt="h264")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    raw = _same_as_read_video(full, tmp_path / "a")
+    assert Video.load(raw).y.max() > 235
+    raw = _same_as_read_video(annexb, tmp_path / "b", fps=Fraction(30000, 1001))
+    assert Video.load(raw).fps == Fraction(30000, 1001)
+
+
+def _refused_alike(path: Path, out: Path, match: str, **kw) -> None:
+    """read_video and decode_to_raw raise the same ClipError, and no file is left in `out`."""
+    with pytest.raises(ClipError, match=match) as first:
+        read_video(path, **kw)
+    with pytest.raises(ClipError, match=match) as second:
+        decode_to_raw(path, out, **kw)
+    assert str(second.value) == str(first.value)
+    assert os.listdir(out) == []
+
+
+def test_decode_to_raw_refuses_what_read_video_refuses_and_leaves_nothing(tmp_path, shared_fixtures):
+    out = tmp_path / "out"
+    out.mkdir()
+    text = tmp_path / "notes.mkv"
+    text.write_text("this is not a video\n" * 10)
+    _refused_alike(text, out, "notes.mkv")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes((shared_fixtures / "derf_bus_352x288_17f.mkv").read_bytes()[:600])
+    _refused_alike(cut, out, "cut.mkv")
+    _refused_alike(shared_fixtures / "10bit" / "netflix_sparks_480x270_5f_10bit.mkv", out, "10-bit")
+    _refused_alike(tmp_path / "missing.mkv", out, "does not exist")
+    _refused_alike(shared_fixtures / "derf_bus_352x288_17f.mkv", out, "max_frames", max_frames=0)
+
+
+def test_decode_to_raw_refuses_a_frame_size_change(tmp_path):
+    """Two H.264 elementary streams of different sizes back to back: one stream, two sizes."""
+    first, second = tmp_path / "a.264", tmp_path / "b.264"
+    _write(first, synthetic(64, 48, frames=3), codec="libx264", options={"qp": "0"}, fmt="h264")
+    _write(second, synthetic(48, 32, frames=3), codec="libx264", options={"qp": "0"}, fmt="h264")
+    both = tmp_path / "both.264"
+    both.write_bytes(first.read_bytes() + second.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    _refused_alike(both, out, "frame size changes", fps=Fraction(25))
+    _same_as_read_video(both, out, fps=Fraction(25), max_frames=3)  # the head alone is fine
+
+
+def test_decode_to_raw_damaged_file_midway_leaves_nothing(tmp_path, shared_fixtures):
+    """Bytes overwritten in the middle: whatever the decoder makes of it, both readers agree."""
+    data = bytearray((shared_fixtures / "derf_bus_352x288_17f.mkv").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4000] = bytes(4000)
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        read_video(damaged)
+    except ClipError:
+        _refused_alike(damaged, out, "damaged.mkv")
+    else:
+        _same_as_read_video(damaged, out)
+
+
+def test_decode_to_raw_interrupted_leaves_nothing_and_never_a_valid_looking_file(tmp_path, monkeypatch):
+    src = synthetic(40, 30, frames=6)
+    path = tmp_path / "clip.mkv"
+    _write(path, src, codec="ffv1")
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[bytes] = []
+    append = video_module._RawWriter.append
+
+    def interrupted(self, *planes):
+        if self.count == 4:
+            tmp = [p for p in out.iterdir()]
+            assert len(tmp) == 1 and tmp[0].name.endswith(".tmp")
+            seen.append(tmp[0].read_bytes())  # what a SIGKILL now would leave behind
+            raise KeyboardInterrupt
+        append(self, *planes)
+
+    monkeypatch.setattr(video_module._RawWriter, "append", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        decode_to_raw(path, out)
+    assert os.listdir(out) == []
+    assert not seen[0].startswith(RAW_MAGIC)
+    left = tmp_path / "left.hvid"
+    left.write_bytes(seen[0])
+    with pytest.raises(VideoFormatError, match="bad magic"):
+        Video.load(left)
+
+
+def test_decode_to_raw_keeps_a_file_already_there(tmp_path, shared_fixtures):
+    path = shared_fixtures / "cisco_vt2people_320x192_9f.mkv"
+    raw, _, sha = decode_to_raw(path, tmp_path, max_frames=4)
+    inode = raw.stat().st_ino
+    again, _, sha2 = decode_to_raw(path, tmp_path, max_frames=4)
+    assert (again, sha2) == (raw, sha) and again.stat().st_ino == inode
+    assert os.listdir(tmp_path) == [raw.name]
