@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ class SuiteSession:
                 self.collector.add(json.loads(value))
         if PARAMS_PROPERTY in props or report.nodeid.startswith("benchmarks/"):
             params = json.loads(props.get(PARAMS_PROPERTY, "{}"))
-            self.collector.add_test(report.nodeid, report.outcome, _reason(report), params=params)
+            self.collector.add_test(_plain_nodeid(report.nodeid), report.outcome, _reason(report), params=params)
 
     @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group marks
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -266,10 +267,35 @@ _KEY = pytest.StashKey[SuiteSession]()
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """`-n N` alone means --dist loadgroup here: one worker per candidate x clip (see xdist_group)."""
+    """`-n N` alone means --dist loadgroup here: one worker per candidate x clip (see xdist_group).
+
+    An xdist worker parses the command line again (where `--dist` was not given), so the
+    controller's choice reaches it through workerinput; without it the workers would not tag
+    their items with the group and loadgroup would quietly deal out tests like `load`.
+    """
     option = config.option
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        if workerinput.get(_DIST_KEY) == "loadgroup":
+            option.loadgroup = True
+        return
     if getattr(option, "numprocesses", None) and getattr(option, "dist", "no") == "no":
         option.dist = "loadgroup"
+
+
+_DIST_KEY = "codec_harness_dist"
+_GROUP_SUFFIX = re.compile(r"(?<=\])@[^\[\]/]+$")
+
+
+def _plain_nodeid(nodeid: str) -> str:
+    """The test id without the `@group` xdist's loadgroup appends, so ids do not depend on -n."""
+    return _GROUP_SUFFIX.sub("", nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist, on the controller: tell each worker the distribution mode in force."""
+    node.workerinput[_DIST_KEY] = node.config.getoption("dist", "no")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -464,8 +464,23 @@ def _same_points(doc: dict, reference: dict) -> bool:
 
 def test_xdist_gives_the_same_results_as_one_process(ws):
     reports = ws.root / "xdist-reports"
-    doc = _run_ok(ws, ws.suite(reports, "x264_pyav", "-n", "2", "--rerun", "--refresh-anchors"), "xdist")
+    # -vv after the suite's -q: one line per test naming the worker that ran it.
+    cmd = ws.suite(reports, "x264_pyav", "-n", "2", "--rerun", "--refresh-anchors", "-vv")
+    rc, text = _finish(ws.start(cmd, "xdist"))
+    assert rc == 0, f"{' '.join(cmd)} exited {rc}:\n{text[-4000:]}"
+    match = re.search(r"codec harness result: (\S+\.json)", text)
+    assert match, text[-2000:]
+    doc = load_report(match.group(1))
+    # `-n 2` alone must mean loadgroup: every test of one candidate x clip on one worker, so
+    # each encode and decode happens once (a worker re-parses argv, where --dist is absent).
+    workers: dict[str, set[str]] = {}
+    for worker, group in re.findall(r"^\[(gw\d+)\].*?PASSED \S+\]@(\S+)", text, re.M):
+        workers.setdefault(group, set()).add(worker)
+    assert workers, f"no test line carries an xdist group:\n{text[-3000:]}"
+    split = {g: w for g, w in workers.items() if len(w) > 1}
+    assert not split, f"groups dealt to more than one worker: {split}"
     assert _results(doc) == _results(ws.reference)
+    assert not any("@" in nodeid for nodeid in doc["tests"]), "xdist's @group leaked into the report's test ids"
     _check_reports(reports, {})
     _check_cache(ws.cache)
     _check_ledger(ws)
