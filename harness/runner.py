@@ -8,14 +8,14 @@ import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from harness.candidate import CandidateSource
 from harness.errors import VideoFormatError
 from harness.sandbox import Limits, RawRun, Sandbox
 from harness.video import Video
 
-__all__ = ["Outcome", "Runner", "Stage", "FailureKind"]
+__all__ = ["FailureKind", "Outcome", "Runner", "Stage", "read_decoded_output"]
 
 Stage = Literal["check", "encode", "decode"]
 FailureKind = Literal[
@@ -95,6 +95,16 @@ class Outcome:
             "call_s": self.call_s,
             "peak_rss_bytes": self.peak_rss_bytes,
         }
+
+
+def read_decoded_output(out: BinaryIO, *, max_bytes: int | None) -> Video:
+    """The video a sandboxed decoder wrote into `out` (a temporary file in tmpfs).
+
+    Mapped, not copied: the planes are the file's own pages (read-only), so the decoded clip
+    is held once, not once in tmpfs and once more in the heap. By the time this is called the
+    sandbox's pid namespace is gone, so nothing of the candidate's can still write to the file.
+    """
+    return Video.read_from(out, max_bytes=max_bytes, name="decoded output", mmap=True)
 
 
 def _scratch_dir() -> str | None:
@@ -179,7 +189,7 @@ class Runner:
             if mode == "encode":
                 return outcome, out.read()
             try:
-                video = Video.read_from(out, max_bytes=self.limits.file_bytes, name="decoded output")
+                video = read_decoded_output(out, max_bytes=self.limits.file_bytes)
             except VideoFormatError as err:
                 return _replace(outcome, ok=False, kind="bad_output", message=str(err)), None
             return outcome, video
