@@ -113,9 +113,17 @@ class DeterminismResult:
     clip: str
     failure: str | None
     details: str
+    # The sandbox's share of the repeated calls: sum of (wall - the candidate's own time).
+    sandbox_overhead_s: float = 0.0
 
     def to_json(self) -> dict[str, object]:
-        return {"candidate": self.candidate, "clip": self.clip, "failure": self.failure, "details": self.details}
+        return {
+            "candidate": self.candidate,
+            "clip": self.clip,
+            "failure": self.failure,
+            "details": self.details,
+            "sandbox_overhead_s": self.sandbox_overhead_s,
+        }
 
 
 def _format(video: Video) -> dict[str, object]:
@@ -404,6 +412,7 @@ class Judge:
         cand = self.candidates[candidate]
         source = self.source(clip)
         enc, again = self.runner.encode(cand, source.raw_path, first.point.target_bps, threads=2, hash_seed=1)
+        overhead = enc.sandbox_overhead_s
         if not enc.ok or again is None:
             return DeterminismResult(candidate, clip, f"second encode: {enc.reason}", enc.details())
         if again != first.bitstream:
@@ -417,6 +426,7 @@ class Judge:
         seen = {}
         for threads, seed in ((1, 7), (2, 12345)):
             dec, video = self.runner.decode(cand, first.bitstream, threads=threads, hash_seed=seed)
+            overhead += dec.sandbox_overhead_s
             if not dec.ok or video is None:
                 return DeterminismResult(candidate, clip, f"repeated decode: {dec.reason}", dec.details())
             seen[(threads, seed)] = video.sha256()
@@ -429,4 +439,4 @@ class Judge:
                 + ", ".join(f"threads={t} PYTHONHASHSEED={s}: {h}" for (t, s), h in differing.items()),
                 "",
             )
-        return DeterminismResult(candidate, clip, None, "2 encodes and 3 decodes identical")
+        return DeterminismResult(candidate, clip, None, "2 encodes and 3 decodes identical", overhead)

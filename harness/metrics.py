@@ -404,6 +404,33 @@ def _frame_job(
         out["ms_ssim_y"][i] = _ms_ssim_u8(ref.y[i], dist.y[i], ws, first)
 
 
+def _local_metrics(
+    ref: Video, dist: Video, names: tuple[str, ...], out: dict[str, np.ndarray], n: int, threads: int
+) -> None:
+    """PSNR, SSIM and MS-SSIM frame by frame, `threads` frames at once, into `out`."""
+    if not any(name in names for name in ("psnr", "ssim", "ms_ssim")):
+        return
+    workers = min(threads, n)
+    spare: queue.SimpleQueue[_Workspace] = queue.SimpleQueue()
+    for _ in range(workers):
+        spare.put(_Workspace())
+
+    def job(i: int) -> None:
+        ws = spare.get()
+        try:
+            _frame_job(ref, dist, names, out, ws, i)
+        finally:
+            spare.put(ws)
+
+    with _opencv_threads(max(1, threads // workers)):
+        if workers == 1:
+            for i in range(n):
+                job(i)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="metrics") as pool:
+                list(pool.map(job, range(n)))  # list() re-raises the first worker exception
+
+
 def compute_metrics(
     ref: Video,
     dist: Video,
@@ -423,35 +450,22 @@ def compute_metrics(
     n = ref.frames
     local = [k for name in names if name in ("psnr", "ssim", "ms_ssim") for k in PER_FRAME_KEYS[name]]
     out = {k: np.empty(n, np.float64) for k in local}
-    if local:
-        workers = min(threads, n)
-        spare: queue.SimpleQueue[_Workspace] = queue.SimpleQueue()
-        for _ in range(workers):
-            spare.put(_Workspace())
-
-        def job(i: int) -> None:
-            ws = spare.get()
-            try:
-                _frame_job(ref, dist, names, out, ws, i)
-            finally:
-                spare.put(ws)
-
-        with _opencv_threads(max(1, threads // workers)):
-            if workers == 1:
-                for i in range(n):
-                    job(i)
-            else:
-                with ThreadPoolExecutor(workers, thread_name_prefix="metrics") as pool:
-                    list(pool.map(job, range(n)))  # list() re-raises the first worker exception
-    versions = {name: METRIC_VERSIONS[name] for name in names if name in ("psnr", "ssim", "ms_ssim")}
     vmaf_models = [name for name in names if name in ("vmaf", "vmaf_neg")]
-    if vmaf_models:
-        from harness.vmaf import compute_vmaf
+    # libvmaf runs in its own ffmpeg process; it starts first and works while the frames are
+    # measured here (its n_threads leave part of a core idle, which this fills).
+    with ThreadPoolExecutor(1, thread_name_prefix="vmaf") as vmaf_pool:
+        vmaf_job = None
+        if vmaf_models:
+            from harness.vmaf import compute_vmaf
 
-        result = compute_vmaf(ref, dist, models=vmaf_models, threads=threads)
+            vmaf_job = vmaf_pool.submit(compute_vmaf, ref, dist, models=vmaf_models, threads=threads)
+        _local_metrics(ref, dist, names, out, n, threads)
+        vmaf_result = vmaf_job.result() if vmaf_job is not None else None  # re-raises its error
+    versions = {name: METRIC_VERSIONS[name] for name in names if name in ("psnr", "ssim", "ms_ssim")}
+    if vmaf_result is not None:
         for name in vmaf_models:
-            out[name] = result.per_frame[name]
-            versions[name] = f"{METRIC_VERSIONS[name]}+{result.versions[name]}"
+            out[name] = vmaf_result.per_frame[name]
+            versions[name] = f"{METRIC_VERSIONS[name]}+{vmaf_result.versions[name]}"
     ordered = {k: out[k] for name in names for k in PER_FRAME_KEYS[name]}
     for key, arr in ordered.items():
         bad = np.flatnonzero(~np.isfinite(arr))

@@ -59,6 +59,11 @@ class Outcome:
         first = self.message.strip().splitlines()[0] if self.message.strip() else ""
         return f"{self.stage} failed ({self.kind}): {first}" if not self.ok else f"{self.stage} ok"
 
+    @property
+    def sandbox_overhead_s(self) -> float:
+        """Wall time of the call minus the time the candidate's function itself ran."""
+        return max(0.0, self.wall_s - (self.call_s or 0.0))
+
     def details(self) -> str:
         parts = [self.reason]
         rest = self.message.strip().splitlines()[1:]
