@@ -23,7 +23,7 @@ from pathlib import Path
 from harness.errors import ClipError, ConfigError
 from harness.video import Video, VideoInfo, decode_to_raw
 
-__all__ = ["Clip", "ClipStore", "resolve_clip_set", "load_manifest", "download_clip", "VIDEO_SUFFIXES"]
+__all__ = ["VIDEO_SUFFIXES", "Clip", "ClipStore", "download_clip", "load_manifest", "resolve_clip_set"]
 
 VIDEO_SUFFIXES = frozenset(
     {".mkv", ".mp4", ".webm", ".y4m", ".mov", ".avi", ".264", ".h264", ".265", ".hevc", ".ivf", ".ts", ".m4v"}

@@ -26,7 +26,7 @@ from harness.video import Video
 # Bump when the worker, runner or judging changes in a way that could change a result.
 RESULT_VERSION = "1"
 
-__all__ = ["Judge", "PointResult", "DeterminismResult", "RatePoint", "AnchorPoint"]
+__all__ = ["AnchorPoint", "DeterminismResult", "Judge", "PointResult", "RatePoint"]
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.candidate import discover_candidates, select_candidates
 from harness.anchors import load_anchor_specs
 from harness.cache import ResultCache
+from harness.candidate import discover_candidates, select_candidates
 from harness.clips import default_cache_dir, resolve_clip_set
 from harness.config import load_suite_config
 from harness.errors import HarnessError

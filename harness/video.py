@@ -27,7 +27,7 @@ import numpy as np
 
 from harness.errors import ClipError, VideoFormatError
 
-__all__ = ["Video", "VideoInfo", "read_video", "decode_to_raw", "probe_video", "chroma_shape"]
+__all__ = ["Video", "VideoInfo", "chroma_shape", "decode_to_raw", "probe_video", "read_video"]
 
 RAW_MAGIC = b"HVID1\n"
 _HEADER_MAX = 4096

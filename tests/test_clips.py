@@ -10,9 +10,8 @@ import shutil
 import threading
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 
 from harness.clips import Clip, ClipStore, download_clip, load_manifest, resolve_clip_set
 from harness.errors import ClipError, ConfigError

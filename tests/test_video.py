@@ -12,8 +12,8 @@ import av
 import numpy as np
 import pytest
 
-from harness.errors import ClipError, VideoFormatError
 import harness.video as video_module
+from harness.errors import ClipError, VideoFormatError
 from harness.video import RAW_MAGIC, Video, decode_to_raw, probe_video, read_video
 from tests.conftest import synthetic
 
