@@ -452,7 +452,8 @@ def compute_metrics(
     out = {k: np.empty(n, np.float64) for k in local}
     vmaf_models = [name for name in names if name in ("vmaf", "vmaf_neg")]
     # libvmaf runs in its own ffmpeg process; it starts first and works while the frames are
-    # measured here (its n_threads leave part of a core idle, which this fills).
+    # measured here. On 2 cores both already keep the CPU busy (no measurable gain); with more
+    # cores than `threads` the two overlap.
     with ThreadPoolExecutor(1, thread_name_prefix="vmaf") as vmaf_pool:
         vmaf_job = None
         if vmaf_models:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 from pathlib import Path
-
-import io
 
 import av
 import numpy as np
@@ -38,6 +37,24 @@ def synthetic(width: int, height: int, frames: int, *, seed: int = 0, fps=Fracti
         us.append(np.clip(128 + (np.mgrid[0:ch, 0:cw][1] - cw // 2) + f, 0, 255).astype(np.uint8))
         vs.append(np.clip(128 - (np.mgrid[0:ch, 0:cw][0] - ch // 2), 0, 255).astype(np.uint8))
     return Video(np.stack(ys), np.stack(us), np.stack(vs), fps)
+
+
+def write_clip(path: Path, video: Video, *, codec: str, pix_fmt: str = "yuv420p", options=None, fmt=None) -> None:
+    """Encode `video` with PyAV, copying planes row by row (honouring line_size).
+
+    A stream `pix_fmt` that is not 4:2:0 (e.g. yuv444p) gets the 4:2:0 frames through libswscale."""
+    frame_fmt = pix_fmt if pix_fmt in ("yuv420p", "yuvj420p") else "yuv420p"
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=video.fps)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, pix_fmt
+        stream.options = options or {}
+        for i in range(video.frames):
+            frame = av.VideoFrame(video.width, video.height, frame_fmt)
+            for plane, data in zip(frame.planes, video.frame(i)):
+                buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                buf[:, : plane.width] = data
+            out.mux(stream.encode(frame if frame_fmt == pix_fmt else frame.reformat(format=pix_fmt)))
+        out.mux(stream.encode())
 
 
 def x264_round_trip(video: Video, crf: int) -> Video:

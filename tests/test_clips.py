@@ -16,7 +16,7 @@ import pytest
 from harness.clips import Clip, ClipStore, download_clip, load_manifest, resolve_clip_set
 from harness.errors import ClipError, ConfigError
 from harness.video import Video, probe_video, read_video
-from tests.conftest import REPO, synthetic
+from tests.conftest import REPO, synthetic, write_clip
 
 CONFIG = REPO / "fixtures" / "clipsets.toml"
 
@@ -189,19 +189,9 @@ def test_store_raw_file_is_read_video_frame_for_frame(tmp_path, shared_fixtures,
 
 
 def test_store_odd_size_synthetic_clip(tmp_path):
-    import av
-
     src = synthetic(67, 33, frames=7)
     path = tmp_path / "odd.mkv"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=src.fps)
-        stream.width, stream.height, stream.pix_fmt = src.width, src.height, "yuv420p"
-        for i in range(src.frames):
-            frame = av.VideoFrame(src.width, src.height, "yuv420p")
-            for plane, data in zip(frame.planes, src.frame(i)):
-                np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width] = data
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    write_clip(path, src, codec="ffv1")
     scratch = tmp_path / "scratch"
     got = ClipStore(scratch).get(Clip(name="odd", path=path), None)
     assert got.raw_path.read_bytes() == _saved(src) == _saved(read_video(path)[0])

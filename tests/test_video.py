@@ -8,31 +8,13 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 import harness.video as video_module
 from harness.errors import ClipError, VideoFormatError
 from harness.video import RAW_MAGIC, Video, decode_to_raw, probe_video, read_video
-from tests.conftest import synthetic
-
-
-def _write(path: Path, video: Video, *, codec: str, pix_fmt: str = "yuv420p", options=None, fmt=None) -> None:
-    """Encode `video` losslessly with PyAV, copying planes row by row (honouring line_size)."""
-    with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=video.fps)
-        stream.width, stream.height, stream.pix_fmt = video.width, video.height, pix_fmt
-        stream.options = options or {}
-        for i in range(video.frames):
-            frame = av.VideoFrame(video.width, video.height, pix_fmt)
-            for plane, data in zip(frame.planes, video.frame(i)):
-                buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                buf[:, : plane.width] = data
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+from tests.conftest import synthetic, write_clip
 
 
 @pytest.mark.parametrize("size", [(67, 33), (200, 100), (176, 144), (1, 1), (1366, 16)])
@@ -40,7 +22,7 @@ def test_lossless_file_reads_back_exactly(tmp_path, size):
     """FFV1 is lossless, so any difference is a reader bug (line padding, PITFALLS 1)."""
     src = synthetic(*size, frames=3)
     path = tmp_path / "clip.mkv"
-    _write(path, src, codec="ffv1")
+    write_clip(path, src, codec="ffv1")
     got, info = read_video(path)
     assert (got.width, got.height, got.frames) == size + (3,)
     assert got.u.shape == src.u.shape
@@ -55,7 +37,7 @@ def test_mp4_with_padded_lines_reads_exactly(tmp_path):
     """200x100 H.264 has Y line 208 / chroma 112 in PyAV; lossless x264 must read back exactly."""
     src = synthetic(200, 100, frames=4)
     path = tmp_path / "clip.mp4"
-    _write(path, src, codec="libx264", options={"qp": "0", "preset": "ultrafast"})
+    write_clip(path, src, codec="libx264", options={"qp": "0", "preset": "ultrafast"})
     got, _ = read_video(path)
     np.testing.assert_array_equal(got.y, src.y)
     np.testing.assert_array_equal(got.v, src.v)
@@ -64,7 +46,7 @@ def test_mp4_with_padded_lines_reads_exactly(tmp_path):
 def test_full_range_keeps_samples_and_says_so(tmp_path):
     src = synthetic(64, 48, frames=2)
     path = tmp_path / "full.mkv"
-    _write(path, src, codec="libx264", pix_fmt="yuvj420p", options={"qp": "0", "preset": "ultrafast"})
+    write_clip(path, src, codec="libx264", pix_fmt="yuvj420p", options={"qp": "0", "preset": "ultrafast"})
     got, info = read_video(path)
     assert info.color_range == "pc"
     assert info.pix_fmt == "yuvj420p"
@@ -76,7 +58,7 @@ def test_full_range_keeps_samples_and_says_so(tmp_path):
 def test_raw_annexb_takes_rate_from_the_caller(tmp_path):
     src = synthetic(64, 48, frames=5, fps=Fraction(30000, 1001))
     path = tmp_path / "clip.264"
-    _write(path, src, codec="libx264", options={"qp": "0", "preset": "ultrafast"}, fmt="h264")
+    write_clip(path, src, codec="libx264", options={"qp": "0", "preset": "ultrafast"}, fmt="h264")
     got, _ = read_video(path, fps=Fraction(30000, 1001))
     assert got.fps == Fraction(30000, 1001)
     assert got.frames == 5
@@ -223,18 +205,7 @@ def test_decode_to_raw_any_frame_count_guess_odd_size(tmp_path, monkeypatch, gue
     yuv444p goes through libswscale to 4:2:0 in both readers."""
     src = synthetic(67, 33, frames=5)
     path = tmp_path / "clip.mkv"
-    if pix_fmt == "yuv420p":
-        _write(path, src, codec="ffv1")
-    else:
-        with av.open(str(path), "w") as out:
-            stream = out.add_stream("ffv1", rate=src.fps)
-            stream.width, stream.height, stream.pix_fmt = src.width, src.height, pix_fmt
-            for i in range(src.frames):
-                frame = av.VideoFrame(src.width, src.height, "yuv420p")
-                for plane, data in zip(frame.planes, src.frame(i)):
-                    np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width] = data
-                out.mux(stream.encode(frame.reformat(format=pix_fmt)))
-            out.mux(stream.encode())
+    write_clip(path, src, codec="ffv1", pix_fmt=pix_fmt)
     monkeypatch.setattr(video_module._FrameSource, "expected_frames", lambda self: guess)
     monkeypatch.setattr(video_module, "_MOVE_CHUNK", 700)
     out = tmp_path / "out"
@@ -247,9 +218,9 @@ def test_decode_to_raw_any_frame_count_guess_odd_size(tmp_path, monkeypatch, gue
 def test_decode_to_raw_keeps_full_range_and_takes_the_callers_rate(tmp_path):
     src = synthetic(64, 48, frames=3)
     full = tmp_path / "full.mkv"
-    _write(full, src, codec="libx264", pix_fmt="yuvj420p", options={"qp": "0", "preset": "ultrafast"})
+    write_clip(full, src, codec="libx264", pix_fmt="yuvj420p", options={"qp": "0", "preset": "ultrafast"})
     annexb = tmp_path / "clip.264"
-    _write(annexb, src, codec="libx264", options={"qp": "0", "preset": "ultrafast"}, fmt="h264")
+    write_clip(annexb, src, codec="libx264", options={"qp": "0", "preset": "ultrafast"}, fmt="h264")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     raw = _same_as_read_video(full, tmp_path / "a")
@@ -285,8 +256,8 @@ def test_decode_to_raw_refuses_what_read_video_refuses_and_leaves_nothing(tmp_pa
 def test_decode_to_raw_refuses_a_frame_size_change(tmp_path):
     """Two H.264 elementary streams of different sizes back to back: one stream, two sizes."""
     first, second = tmp_path / "a.264", tmp_path / "b.264"
-    _write(first, synthetic(64, 48, frames=3), codec="libx264", options={"qp": "0"}, fmt="h264")
-    _write(second, synthetic(48, 32, frames=3), codec="libx264", options={"qp": "0"}, fmt="h264")
+    write_clip(first, synthetic(64, 48, frames=3), codec="libx264", options={"qp": "0"}, fmt="h264")
+    write_clip(second, synthetic(48, 32, frames=3), codec="libx264", options={"qp": "0"}, fmt="h264")
     both = tmp_path / "both.264"
     both.write_bytes(first.read_bytes() + second.read_bytes())
     out = tmp_path / "out"
@@ -314,7 +285,7 @@ def test_decode_to_raw_damaged_file_midway_leaves_nothing(tmp_path, shared_fixtu
 def test_decode_to_raw_interrupted_leaves_nothing_and_never_a_valid_looking_file(tmp_path, monkeypatch):
     src = synthetic(40, 30, frames=6)
     path = tmp_path / "clip.mkv"
-    _write(path, src, codec="ffv1")
+    write_clip(path, src, codec="ffv1")
     out = tmp_path / "out"
     out.mkdir()
     seen: list[bytes] = []
