@@ -18,8 +18,11 @@ from harness.anchors import (
     decode_anchor,
     encode_anchor,
     encode_anchor_with_report,
+    encoder_settings,
     load_anchor_specs,
+    load_encoder_settings,
 )
+from harness.anchors.settings import expected_settings
 from harness.errors import ConfigError
 from harness.video import Video, read_video
 
@@ -106,6 +109,72 @@ def test_toml_with_unknown_key_is_refused(tmp_path):
     (tmp_path / "anchors.toml").write_text(text)
     with pytest.raises(ConfigError, match="min_sise.*Did you mean 'min_size'"):
         load_anchor_specs(tmp_path / "anchors.toml")
+
+
+def test_settings_table_is_data(specs):
+    table = encoder_settings()
+    assert set(table) == {"libx265", "libx264", "libsvtav1"}
+    assert table["libx265"].params_option == "x265-params" and "frame-threads" in table["libx265"].params
+    assert table["libsvtav1"].report is None and not specs["svtav1"].reports_settings
+    assert specs["x265"].reports_settings and specs["x264"].reports_settings
+    x265 = specs["x265"].replace(params=(*specs["x265"].params, ("cutree", "0")))
+    expected = {asked: (key, value) for asked, key, value in expected_settings(x265, 27)}
+    assert expected["pools=1"] == ("numa-pools", "1")  # reported under another name
+    assert expected["wpp=0"] == ("no-wpp", "") and expected["cutree=0"] == ("no-cutree", "")  # flags
+    assert expected["log-level=error"] == ("log-level", "0")  # value mapped
+    assert expected["qp=27"] == ("qp", "27") and "sei_expect rc=cqp" in expected
+    x264 = specs["x264"].replace(params=(*specs["x264"].params, ("min-keyint", "8"), ("asm", "0")))
+    expected = {asked: (key, value) for asked, key, value in expected_settings(x264, 27)}
+    assert (
+        expected["min-keyint=8"] == ("keyint_min", "8")
+        and expected["sliced-threads=0"][0] == "sliced_threads"
+    )
+    assert "asm=0" not in expected  # unreported
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        (
+            'params_option = "x265-params"',
+            'params_opton = "x265-params"',
+            r"\[libx265\] has unknown key.*'params_option'",
+        ),
+        ('dash = "_"', 'dash = "."', r"\[libx264.report\] dash must be '-' or '_'"),
+        ('unreported = ["asm"]', 'unreported = "asm"', r"\[libx265.report\] unreported must be a list"),
+        (
+            'names = { pools = "numa-pools" }',
+            'names = { poolz = "numa-pools" }',
+            r"names 'poolz'.*Did you mean 'pools'",
+        ),
+        (
+            '"rect", "amp", "log-level"',
+            '"rect", "rect", "log-level"',
+            r"\[libx265\] params lists \['rect'\] more than once",
+        ),
+        (
+            'params_option = "svtav1-params"',
+            'params_option = "svt-params"',
+            r"'svt-params' is not one of its options",
+        ),
+        ("schema = 1", "schema = 2", "expected 'schema = 1'"),
+        ("[libx264.report]", "[libx264.report]\nwrong = ", "cannot read encoder settings"),
+    ],
+)
+def test_settings_toml_errors_name_the_file_and_key(tmp_path, old, new, error):
+    text = (ROOT / "fixtures" / "anchor_settings.toml").read_text()
+    assert old in text
+    path = tmp_path / "anchor_settings.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=error) as info:
+        load_encoder_settings(path)
+    assert str(path) in str(info.value)
+
+
+def test_settings_toml_missing_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read encoder settings .*nothing.toml"):
+        load_encoder_settings(tmp_path / "nothing.toml")
+    assert load_encoder_settings().keys() == encoder_settings().keys()
 
 
 # -- the encoders applied what was asked -----------------------------------------------------
