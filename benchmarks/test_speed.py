@@ -45,7 +45,7 @@ def test_sandbox_overhead_per_call(benchmark, judge, noop_candidate, mode):
     overheads: list[float] = []
 
     def call():
-        outcome, _ = runner.encode(noop_candidate, source.raw_path, 1e6)
+        outcome, _ = runner.encode(noop_candidate, source.sealed, 1e6)
         assert outcome.ok, outcome.details()
         overheads.append(outcome.sandbox_overhead_s)
 
@@ -85,7 +85,7 @@ def test_codec_speed(benchmark, judge, candidate, clip):
     cand, source = judge.candidates[candidate], judge.source(clip)
 
     def encode_and_decode():
-        enc, bitstream = judge.runner.encode(cand, source.raw_path, first.point.target_bps)
+        enc, bitstream = judge.runner.encode(cand, source.sealed, first.point.target_bps)
         assert enc.ok, enc.details()
         dec, video = judge.runner.decode(cand, bitstream)
         assert dec.ok, dec.details()

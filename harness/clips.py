@@ -3,7 +3,8 @@
 `resolve_clip_set(spec, ...)` turns what the user gave to `--clips` (a set name from
 fixtures/clipsets.toml, a folder, or a manifest .toml) into `Clip`s. Manifest files are
 downloaded once into a cache and verified by sha256 before use. `ClipStore` decodes each
-clip once per run and keeps a raw copy the sandboxed encoders read.
+clip once per run into a sealed in-memory file: the one copy the measurements, the anchors
+and every sandboxed encoder read, and one that no process can change.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from harness.errors import ClipError, ConfigError
-from harness.video import Video, VideoInfo, decode_to_raw
+from harness.sealed import SealedFile
+from harness.video import Video, VideoInfo, decode_to_sealed
 
 __all__ = ["VIDEO_SUFFIXES", "Clip", "ClipStore", "download_clip", "load_manifest", "resolve_clip_set"]
 
@@ -205,27 +207,31 @@ def resolve_clip_set(
 class _Decoded:
     video: Video
     info: VideoInfo
-    raw_path: Path
+    sealed: SealedFile  # the raw transport format of `video`, sealed: what encoders receive
 
 
 class ClipStore:
-    """Decodes each clip once per run; keeps a raw copy for the sandboxed encoders to read."""
+    """Decodes each clip once per run into a sealed memfd; its planes are that file's pages.
 
-    def __init__(self, scratch: Path) -> None:
-        self._scratch = scratch
+    The parent measures quality against, encodes anchors from and hands each sandboxed
+    encoder the same sealed file (a fresh read-only descriptor per call). A seal is a
+    property of the file, so no process can change the source between or during calls,
+    whatever uid it runs as: a candidate cannot flatten the clip it is measured against, nor
+    the clip an anchor is encoded from after it. The content hash that keys every cached
+    result is computed from the file's bytes before sealing.
+    """
+
+    def __init__(self) -> None:
         self._decoded: dict[tuple[str, int | None], _Decoded] = {}
 
     def get(self, clip: Clip, max_frames: int | None) -> _Decoded:
         limit = min(x for x in (max_frames, clip.frames) if x) if (max_frames or clip.frames) else None
         key = (str(clip.path), limit)
         if key not in self._decoded:
-            self._scratch.mkdir(parents=True, exist_ok=True)
-            # Decoded frame by frame straight into the raw file (named by its content, written
-            # under a temporary name, renamed when complete), never whole in memory. From here
-            # on the planes are the file's pages: one copy for the parent's measurements and
-            # every sandboxed encoder that reads the same file.
-            raw, info, sha = decode_to_raw(clip.path, self._scratch, max_frames=limit, fps=clip.fps)
-            video = Video.load(raw, mmap=True)
+            # Decoded frame by frame straight into the memfd, never whole in memory.
+            sealed, info, sha = decode_to_sealed(clip.path, max_frames=limit, fps=clip.fps)
+            with sealed.open() as src:
+                video = Video.read_from(src, name=f"clip {clip.name}", mmap=True)
             video._sha.append(sha)
-            self._decoded[key] = _Decoded(video, info, raw)
+            self._decoded[key] = _Decoded(video, info, sealed)
         return self._decoded[key]

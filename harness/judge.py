@@ -10,7 +10,6 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from harness.anchors import AnchorSpec, anchor_id, decode_anchor, encode_anchor
 from harness.bdrate import BDResult, bd_rate
@@ -24,7 +23,7 @@ from harness.runner import Outcome, Runner
 from harness.video import Video
 
 # Bump when the worker, runner or judging changes in a way that could change a result.
-RESULT_VERSION = "1"
+RESULT_VERSION = "2"
 
 __all__ = ["AnchorPoint", "DeterminismResult", "Judge", "PointResult", "RatePoint"]
 
@@ -160,7 +159,6 @@ class Judge:
         candidates: list[CandidateSource],
         champion: str | None = None,
         max_frames: int | None,
-        scratch: Path,
         anchors: dict[str, AnchorSpec],
         cache: ResultCache,
     ) -> None:
@@ -172,7 +170,7 @@ class Judge:
         self.run_info: dict[str, object] = {}
         self.clip_sets: dict[str, str] = {name: "public" for name in self.clips}
         self.max_frames = max_frames
-        self.store = ClipStore(scratch)
+        self.store = ClipStore()
         self.anchor_specs = anchors
         self.cache = cache
         self._anchor_curves: dict[tuple[str, str], list[AnchorPoint]] = {}
@@ -355,7 +353,7 @@ class Judge:
             )
         cand = self.candidates[candidate]
         source = self.source(clip)
-        enc, bitstream = self.runner.encode(cand, source.raw_path, point.target_bps)
+        enc, bitstream = self.runner.encode(cand, source.sealed, point.target_bps)
         if not enc.ok or bitstream is None:
             return PointResult(
                 **base, encode=enc, decode=None, measurement=None, failure=enc.reason,
@@ -386,12 +384,13 @@ class Judge:
         )
 
     def determinism_rung(self, clip: str) -> int:
+        """The middle rate point: the one a report shows first for a candidate x clip."""
         return self.rung_count // 2
 
     def determinism(self, candidate: str, clip: str) -> DeterminismResult:
         key = (candidate, clip)
         if key not in self._determinism:
-            fields = self._result_fields(candidate, clip, rung=self.determinism_rung(clip))
+            fields = self._result_fields(candidate, clip, rungs="all")
             with self.cache.lock(self._kind("determinism"), fields):
                 cached = self.cache.get(self._kind("determinism"), fields)
                 if isinstance(cached, dict) and cached.get("failure") is None:
@@ -404,39 +403,67 @@ class Judge:
         return self._determinism[key]
 
     def _judge_determinism(self, candidate: str, clip: str) -> DeterminismResult:
-        """Encode again with 2 threads and another hash seed; decode twice with 1 and 2 threads."""
-        rung = self.determinism_rung(clip)
-        first = self.point(candidate, clip, rung)
-        if not first.ok or first.measurement is None:
-            return DeterminismResult(candidate, clip, f"no first result to compare: {first.failure}", "")
+        """At every rate point: encode again (2 threads, another hash seed) and decode again.
+
+        Every point, not one: a candidate that knows which point is checked (the middle one)
+        could be deterministic there and not elsewhere. Each repeat runs in its own process.
+        """
+        overhead = 0.0
+        for rung in range(self.rung_count):
+            first = self.point(candidate, clip, rung)
+            if not first.ok or first.measurement is None:
+                return DeterminismResult(
+                    candidate, clip, f"{first.point.id}: no first result to compare: {first.failure}", ""
+                )
+            failure, details, spent = self._repeat(candidate, clip, first)
+            overhead += spent
+            if failure:
+                return DeterminismResult(candidate, clip, f"{first.point.id}: {failure}", details, overhead)
+        n = self.rung_count
+        return DeterminismResult(
+            candidate, clip, None, f"at each of {n} rate points: 2 encodes and 2 decodes identical", overhead
+        )
+
+    def _repeat(self, candidate: str, clip: str, first: PointResult) -> tuple[str | None, str, float]:
+        """(failure, details, sandbox overhead) of repeating one point's encode and decode."""
         cand = self.candidates[candidate]
-        source = self.source(clip)
-        enc, again = self.runner.encode(cand, source.raw_path, first.point.target_bps, threads=2, hash_seed=1)
-        overhead = enc.sandbox_overhead_s
+        enc, again = self.runner.encode(
+            cand, self.source(clip).sealed, first.point.target_bps, threads=2, hash_seed=1
+        )
         if not enc.ok or again is None:
-            return DeterminismResult(candidate, clip, f"second encode: {enc.reason}", enc.details())
+            return f"second encode: {enc.reason}", enc.details(), enc.sandbox_overhead_s
         if again != first.bitstream:
             sha = hashlib.sha256(again).hexdigest()
-            return DeterminismResult(
-                candidate, clip,
+            failure = (
                 f"two encodes of the same input gave different bytes ({first.measurement.bytes} bytes "
-                f"sha256 {first.measurement.bitstream_sha256[:12]} vs {len(again)} bytes sha256 {sha[:12]})",
-                "second encode ran with OMP/MKL threads=2 and PYTHONHASHSEED=1",
+                f"sha256 {first.measurement.bitstream_sha256[:12]} vs {len(again)} bytes sha256 {sha[:12]}; "
+                f"first difference at byte {_first_difference(first.bitstream, again)})"
             )
-        seen = {}
-        for threads, seed in ((1, 7), (2, 12345)):
-            dec, video = self.runner.decode(cand, first.bitstream, threads=threads, hash_seed=seed)
-            overhead += dec.sandbox_overhead_s
-            if not dec.ok or video is None:
-                return DeterminismResult(candidate, clip, f"repeated decode: {dec.reason}", dec.details())
-            seen[(threads, seed)] = video.sha256()
+            return failure, "second encode ran with OMP/MKL threads=2 and PYTHONHASHSEED=1", enc.sandbox_overhead_s
+        dec, video = self.runner.decode(cand, first.bitstream, threads=2, hash_seed=12345)
+        spent = enc.sandbox_overhead_s + dec.sandbox_overhead_s
+        if not dec.ok or video is None:
+            return f"repeated decode: {dec.reason}", dec.details(), spent
         expected = first.measurement.decoded_sha256
-        differing = {k: v[:12] for k, v in seen.items() if v != expected}
-        if differing:
-            return DeterminismResult(
-                candidate, clip,
+        if video.sha256() != expected:
+            failure = (
                 f"decoding the same bitstream gave different frames: first {expected[:12]}, "
-                + ", ".join(f"threads={t} PYTHONHASHSEED={s}: {h}" for (t, s), h in differing.items()),
-                "",
+                f"threads=2 PYTHONHASHSEED=12345: {video.sha256()[:12]}"
             )
-        return DeterminismResult(candidate, clip, None, "2 encodes and 3 decodes identical", overhead)
+            return failure, "", spent
+        return None, "", spent
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    """Offset of the first byte where `a` and `b` differ (the shorter length if one is a prefix)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo

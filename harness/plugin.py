@@ -10,10 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,10 +206,6 @@ class SuiteSession:
         frames = self.option("frames") or suite.default_frames
         if frames < 1:
             raise pytest.UsageError(f"--frames must be at least 1, got {frames}")
-        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        _sweep_dead_scratch(Path(shm or tempfile.gettempdir()))
-        scratch = Path(tempfile.mkdtemp(prefix=f"codec-harness-{os.getpid()}-", dir=shm))
-        self.config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
         judge = Judge(
             runner=Runner(sandbox=sandbox, limits=suite.limits),
             config=suite,
@@ -220,7 +213,6 @@ class SuiteSession:
             candidates=candidates,
             champion=champion,
             max_frames=frames,
-            scratch=scratch,
             anchors={name: anchors[name] for name in suite.compare_anchors},
             cache=ResultCache(
                 Path(self.option("cache_dir") or default_cache_dir()),
@@ -241,21 +233,6 @@ class SuiteSession:
             candidates_dir=str(self.option("candidates_dir") or self.root / "candidates"),
         )
         return judge
-
-
-def _sweep_dead_scratch(base: Path) -> None:
-    """Remove decoded-clip folders of runs that were killed (their pid no longer exists)."""
-    for folder in base.glob("codec-harness-*-*"):
-        try:
-            pid = int(folder.name.split("-")[2])
-        except (IndexError, ValueError):
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            pass
 
 
 def _session(config: pytest.Config) -> SuiteSession:

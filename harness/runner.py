@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO, Literal
 
 from harness.candidate import CandidateSource
 from harness.errors import VideoFormatError
 from harness.sandbox import Limits, RawRun, Sandbox
+from harness.sealed import SealedFile
 from harness.video import Video
 
 __all__ = ["FailureKind", "Outcome", "Runner", "Stage", "read_decoded_output"]
@@ -112,6 +114,25 @@ def read_decoded_output(out: BinaryIO, *, max_bytes: int | None) -> Video:
     return Video.read_from(out, max_bytes=max_bytes, name="decoded output", mmap=True)
 
 
+@contextlib.contextmanager
+def _sealed_input(payload: bytes | Video | SealedFile | None) -> Iterator[SealedFile]:
+    """What a call reads, as a sealed file: no process can change it (the parent keeps its own copy)."""
+    if isinstance(payload, SealedFile):
+        yield payload  # the clip store's: it outlives the call
+        return
+    if isinstance(payload, Video):
+
+        def write(fd: int) -> None:
+            with os.fdopen(os.dup(fd), "wb") as out:
+                payload.write_to(out)
+
+        sealed = SealedFile("input", write)
+    else:
+        sealed = SealedFile.of_bytes("input", payload or b"")
+    with sealed:
+        yield sealed
+
+
 def _scratch_dir() -> str | None:
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
@@ -145,24 +166,18 @@ class Runner:
         mode: Stage,
         candidate: CandidateSource,
         *,
-        payload: bytes | Video | Path | None,
+        payload: bytes | Video | SealedFile | None,
         target_bps: float = 0.0,
         threads: int = 1,
         hash_seed: int = 0,
     ) -> tuple[Outcome, object]:
         scratch = _scratch_dir()
         with (
-            (open(payload, "rb") if isinstance(payload, Path) else tempfile.TemporaryFile(dir=scratch)) as inp,
+            _sealed_input(payload) as sealed,
+            sealed.open() as inp,
             tempfile.TemporaryFile(dir=scratch) as out,
             tempfile.TemporaryFile(dir=scratch) as status,
         ):
-            if isinstance(payload, Video):
-                payload.write_to(inp)
-            elif payload is not None and not isinstance(payload, Path):
-                inp.write(payload)
-            if not isinstance(payload, Path):
-                inp.flush()
-            inp.seek(0)
             args = [
                 mode,
                 "--name",
@@ -274,10 +289,10 @@ class Runner:
         return self._call("check", candidate, payload=None)[0]
 
     def encode(
-        self, candidate: CandidateSource, source: Video | Path, target_bps: float, *, threads: int = 1,
+        self, candidate: CandidateSource, source: Video | SealedFile, target_bps: float, *, threads: int = 1,
         hash_seed: int = 0,
     ) -> tuple[Outcome, bytes | None]:
-        """encode(source, target_bps) in a fresh sandbox; `source` as a Video or a saved raw file."""
+        """encode(source, target_bps) in a fresh sandbox; `source` as a Video or the clip store's sealed file."""
         return self._call(  # type: ignore[return-value]
             "encode", candidate, payload=source, target_bps=target_bps, threads=threads, hash_seed=hash_seed
         )

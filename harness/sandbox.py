@@ -216,7 +216,9 @@ class Sandbox:
         if self.gpu:
             for dev in sorted(Path("/dev").glob("nvidia*")):
                 args += ["--dev-bind", str(dev), str(dev)]
-        args += ["--chdir", "/tmp"]
+        # The root (bwrap's own tmpfs, with the folders made for the binds above) becomes
+        # read-only too: without root the sandbox's user owns it and could write there.
+        args += ["--remount-ro", "/", "--chdir", "/tmp"]
         return args
 
     def _hide_args(self, made: set[str]) -> list[str]:

@@ -26,8 +26,9 @@ from typing import BinaryIO, Literal, Self
 import numpy as np
 
 from harness.errors import ClipError, VideoFormatError
+from harness.sealed import SealedFile
 
-__all__ = ["Video", "VideoInfo", "chroma_shape", "decode_to_raw", "probe_video", "read_video"]
+__all__ = ["Video", "VideoInfo", "chroma_shape", "decode_to_raw", "decode_to_sealed", "probe_video", "read_video"]
 
 RAW_MAGIC = b"HVID1\n"
 _HEADER_MAX = 4096
@@ -628,16 +629,7 @@ def decode_to_raw(
     with _FrameSource(path, max_frames, fps) as source:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".decode-", suffix=".hvid.tmp")
         try:
-            writer: _RawWriter | None = None
-            for y, u, v in source.frames():
-                if writer is None:
-                    # The header's rate, until finish() checks the real one: only its length matters.
-                    guess_rate = Fraction(source.rate) if source.rate and source.rate > 0 else Fraction(1)
-                    writer = _RawWriter(fd, y.shape[1], y.shape[0], guess_rate, source.expected_frames())
-                writer.append(y, u, v)
-            rate, info = source.finish()
-            assert writer is not None  # finish() raises for a file without frames
-            sha = writer.finish(rate)
+            sha, info = _decode_into(fd, source)
             os.close(fd)
             fd = -1
             target = directory / f"{sha}.hvid"
@@ -653,3 +645,32 @@ def decode_to_raw(
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return target, info, sha
+
+
+def _decode_into(fd: int, source: _FrameSource) -> tuple[str, VideoInfo]:
+    """Every frame of `source` into the raw file `fd` (header last): (its Video.sha256, info)."""
+    writer: _RawWriter | None = None
+    for y, u, v in source.frames():
+        if writer is None:
+            # The header's rate, until finish() checks the real one: only its length matters.
+            guess_rate = Fraction(source.rate) if source.rate and source.rate > 0 else Fraction(1)
+            writer = _RawWriter(fd, y.shape[1], y.shape[0], guess_rate, source.expected_frames())
+        writer.append(y, u, v)
+    rate, info = source.finish()
+    assert writer is not None  # finish() raises for a file without frames
+    return writer.finish(rate), info
+
+
+def decode_to_sealed(
+    path: str | os.PathLike[str], *, max_frames: int | None = None, fps: Fraction | None = None
+) -> tuple[SealedFile, VideoInfo, str]:
+    """Like `decode_to_raw`, into a sealed memfd no process can change: (file, info, sha256).
+
+    The sha256 is computed from the memfd's own bytes before it is sealed, in this process
+    alone, so it names exactly what every later reader (the measurements, the anchors, each
+    sandboxed encoder) sees.
+    """
+    result: list[tuple[str, VideoInfo]] = []
+    with _FrameSource(path, max_frames, fps) as source:
+        sealed = SealedFile(f"clip-{Path(path).name}", lambda fd: result.append(_decode_into(fd, source)))
+    return sealed, result[0][1], result[0][0]

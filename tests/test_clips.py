@@ -147,13 +147,13 @@ def test_malformed_manifests_name_the_problem(tmp_path, text, error):
 def test_store_decodes_each_clip_once(tmp_path, shared_fixtures):
     _, clips = resolve_clip_set("shared", config=CONFIG, root=REPO)
     clip = next(c for c in clips if c.name == "derf_bus_352x288_17f")
-    store = ClipStore(tmp_path)
+    store = ClipStore()
     first = store.get(clip, 5)
     assert store.get(clip, 5) is first
     assert first.video.frames == 5
-    assert first.raw_path.stat().st_size == 5 * (352 * 288 + 2 * 176 * 144) + first.raw_path.read_bytes().index(
-        b"\n", 6
-    ) + 1
+    raw = first.sealed.read_bytes()
+    assert first.sealed.size == len(raw) == 5 * (352 * 288 + 2 * 176 * 144) + raw.index(b"\n", 6) + 1
+    assert os.listdir(tmp_path) == [], "the store writes no file"
 
 
 def _saved(video: Video) -> bytes:
@@ -175,38 +175,75 @@ def test_store_raw_file_is_read_video_frame_for_frame(tmp_path, shared_fixtures,
     clip = Clip(name="c", path=shared_fixtures / name, frames=clip_frames)
     limit = min(x for x in (max_frames, clip_frames) if x)
     want, want_info = read_video(clip.path, max_frames=limit)
-    got = ClipStore(tmp_path).get(clip, max_frames)
-    assert isinstance(got.video.y, np.memmap), "the store's planes are not the raw file's pages"
+    got = ClipStore().get(clip, max_frames)
+    assert isinstance(got.video.y, np.memmap), "the store's planes are not the sealed file's pages"
     assert got.info == want_info
-    assert got.video.sha256() == want.sha256() == Video.load(got.raw_path).sha256()
-    assert got.raw_path == tmp_path / f"{want.sha256()}.hvid"
-    assert got.raw_path.read_bytes() == _saved(want)
+    with got.sealed.open() as src:
+        assert got.video.sha256() == want.sha256() == Video.read_from(src).sha256()
+    assert got.sealed.read_bytes() == _saved(want)
     assert got.video.frames == want.frames
     for i in range(want.frames):
         for a, b in zip(got.video.frame(i), want.frame(i)):
             np.testing.assert_array_equal(a, b)
-    assert os.listdir(tmp_path) == [got.raw_path.name]
 
 
 def test_store_odd_size_synthetic_clip(tmp_path):
     src = synthetic(67, 33, frames=7)
     path = tmp_path / "odd.mkv"
     write_clip(path, src, codec="ffv1")
-    scratch = tmp_path / "scratch"
-    got = ClipStore(scratch).get(Clip(name="odd", path=path), None)
-    assert got.raw_path.read_bytes() == _saved(src) == _saved(read_video(path)[0])
+    got = ClipStore().get(Clip(name="odd", path=path), None)
+    assert got.sealed.read_bytes() == _saved(src) == _saved(read_video(path)[0])
     assert got.video.sha256() == src.sha256()
-    assert os.listdir(scratch) == [got.raw_path.name]
 
 
 def test_store_corrupt_or_truncated_clip_is_a_clip_error_and_leaves_no_file(tmp_path, shared_fixtures):
-    scratch = tmp_path / "scratch"
     cut = tmp_path / "cut.mkv"
     cut.write_bytes((shared_fixtures / "derf_bus_352x288_17f.mkv").read_bytes()[:600])
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(5000))
-    store = ClipStore(scratch)
+    store = ClipStore()
+    before = _memfds()
     for path in (cut, junk, shared_fixtures / "10bit" / "netflix_sparks_480x270_5f_10bit.mkv"):
         with pytest.raises(ClipError, match=path.name):
             store.get(Clip(name=path.stem, path=path), 5)
-        assert os.listdir(scratch) == [], f"{path.name} left a file behind"
+        assert _memfds() == before, f"{path.name} left an in-memory file open"
+
+
+def _memfds() -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:"):
+                found.append(fd)
+        except OSError:
+            pass
+    return sorted(found)
+
+
+def test_store_source_is_sealed_against_every_write(shared_fixtures):
+    """The clip every encoder receives and the parent measures against cannot be changed by anyone,
+    even by a process of the same uid that reopens the handed-over descriptor for writing."""
+    import mmap
+
+    from harness.sealed import is_sealed
+
+    path = shared_fixtures / "derf_bus_352x288_17f.mkv"
+    got = ClipStore().get(Clip(name="bus", path=path), 3)
+    assert is_sealed(got.sealed.fd)
+    before = got.sealed.read_bytes()
+    with got.sealed.open() as handed:
+        fd = os.open(f"/proc/self/fd/{handed.fileno()}", os.O_RDWR)  # the reopen succeeds; no write does
+        try:
+            for attempt in (
+                lambda: os.pwrite(fd, b"\x80" * 64, 100),
+                lambda: os.ftruncate(fd, 10),
+                lambda: os.ftruncate(fd, len(before) * 2),
+                lambda: mmap.mmap(fd, 0, mmap.MAP_SHARED),
+                lambda: os.fchmod(fd, 0o666) or os.pwrite(fd, b"x", 0),
+            ):
+                with pytest.raises(PermissionError):
+                    attempt()
+        finally:
+            os.close(fd)
+    assert got.sealed.read_bytes() == before
+    assert got.video.sha256() == read_video(path, max_frames=3)[0].sha256()

@@ -22,7 +22,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -93,11 +92,27 @@ class Workspace:
         proc.log = out  # type: ignore[attr-defined]
         return proc
 
-    def scratch_dirs(self) -> list[Path]:
-        """The run-scratch folders holding this session's clip (a killed run cannot remove its own)."""
-        found = glob.glob(f"/dev/shm/codec-harness-*/{self.clip_sha}.hvid")
-        found += glob.glob(str(self.root / "tmp" / "codec-harness-*" / f"{self.clip_sha}.hvid"))
-        return sorted({Path(p).parent for p in found})
+    def leftovers(self) -> list[str]:
+        """Files holding this session's decoded clip outside a live process (there must be none)."""
+        found = glob.glob(f"/dev/shm/**/{self.clip_sha}*", recursive=True)
+        found += glob.glob(str(self.root / "tmp" / "**" / f"{self.clip_sha}*"), recursive=True)
+        return sorted(found)
+
+
+def _clip_memfds(pid: int) -> list[str]:
+    """The sealed in-memory clip files a process holds (harness.clips.ClipStore)."""
+    found = []
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("/memfd:clip-"):
+                found.append(target)
+    except OSError:
+        pass
+    return found
 
 
 def _finish(proc: subprocess.Popen, timeout: float = RUN_TIMEOUT_S) -> tuple[int, str]:
@@ -257,8 +272,6 @@ def ws(tmp_path_factory) -> Workspace:
     ws.reference = _run_ok(ws, ws.suite(ws.reports), "reference")
     assert set(ws.reference["candidates"]) == {"x264_pyav", "dct_inter"}
     yield ws
-    for folder in ws.scratch_dirs():  # left by killed runs (see test_killed_run_scratch_is_swept)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- SIGKILL
@@ -340,24 +353,22 @@ def test_corrupted_cache_entries_are_rejected_and_recomputed(ws):
     assert _results(doc) == _results(ws.reference)
 
 
-def test_killed_run_scratch_is_swept(ws):
-    """The decoded clip a run keeps in /dev/shm (memory) must not outlive a killed run for good."""
-    known = set(ws.scratch_dirs())
-    proc = ws.start(ws.suite(ws.root / "scratch-reports", "x264_pyav", "--rerun"), "scratch-kill")
+def test_killed_run_leaves_no_decoded_clip(ws):
+    """The decoded clip lives in a sealed memfd of the run's own process: a killed run leaves no file
+    (in /dev/shm, which is memory, or anywhere else) for a later run to sweep."""
+    assert ws.leftovers() == []
+    proc = ws.start(ws.suite(ws.root / "kill-clip-reports", "x264_pyav", "--rerun"), "clip-kill")
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None and not set(ws.scratch_dirs()) - known:
+    while time.monotonic() < deadline and proc.poll() is None and not _clip_memfds(proc.pid):
         time.sleep(0.05)
-    leaked = set(ws.scratch_dirs()) - known
     try:
-        assert leaked and proc.poll() is None, "the run ended before its scratch folder appeared"
+        assert _clip_memfds(proc.pid) and proc.poll() is None, "the run ended before it held its clip"
+        assert ws.leftovers() == [], "the clip was written to a file"
         _kill_group(proc)
-        _run_ok(ws, ws.suite(ws.root / "scratch-reports"), "scratch-after")
-        assert not set(ws.scratch_dirs()) & leaked, "the killed run's scratch folder is still there"
+        assert ws.leftovers() == [], "a killed run left its decoded clip behind"
     finally:
         if proc.poll() is None:
             _kill_group(proc)
-        for folder in leaked:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- ledger under SIGKILL

@@ -103,7 +103,8 @@ def facts():
         "tmp_at_import": TMP_AT_IMPORT, "shm_at_import": SHM_AT_IMPORT, "marker_before": MARKER_BEFORE,
         "host_paths": {{p: (sorted(os.listdir(p)) if os.path.isdir(p) else "file") if os.path.exists(p) else None
                        for p in HOST_PATHS}},
-        "writes": {{d: _try_write(d) for d in ["/", "/usr", "/etc", "/opt/codec-sandbox/lib/harness",
+        "writes": {{d: _try_write(d) for d in ["/", "/usr", "/etc", "/opt", "/opt/codec-sandbox",
+                                              "/opt/codec-sandbox/candidate", "/opt/codec-sandbox/lib/harness",
                                               os.path.dirname(os.path.abspath(__file__)), sys.prefix, "/tmp", "/dev/shm"]}},
         "connect": {{f"{{h}}:{{p}}": _connect(h, p) for h, p in TARGETS}},
         "interfaces": [line.split(":")[0].strip() for line in (_read("/proc/net/dev") or "").splitlines()[2:]],
