@@ -24,19 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from harness.render import (
-    _dict,
-    _finite,
-    _label,
-    _list,
-    _md,
-    _short_date,
-    _test_label,
-    _test_params,
-    _View,
-    _write_text,
+from harness.markdown import md_escape
+from harness.render.cli import write_output
+from harness.render.schema import load_report
+from harness.render.view import (
+    ReportView,
+    as_dict,
+    as_float,
+    as_list,
     bd_words,
-    load_report,
+    metric_label,
+    nodeid_label,
+    nodeid_params,
+    short_date,
 )
 
 __all__ = ["Change", "Comparison", "compare_reports", "register"]
@@ -95,21 +95,21 @@ class Comparison:
         icon = {"better": "✅ better", "worse": "❌ worse", "changed": "➖ changed"}
         lines = [
             "### Report comparison",
-            f"old: {_md(self.old_label)} → new: {_md(self.new_label)}",
+            f"old: {md_escape(self.old_label)} → new: {md_escape(self.new_label)}",
             "",
         ]
         if self.warnings:
             lines.append("> ⚠️ **Not comparable like for like:**")
-            lines += [f"> - {_md(w, 300)}" for w in self.warnings[:15]]
+            lines += [f"> - {md_escape(w, 300)}" for w in self.warnings[:15]]
             if len(self.warnings) > 15:
                 lines.append(f"> - … and {len(self.warnings) - 15} more")
             lines.append("")
         if self.new_candidates:
-            lines.append("**New candidates:** " + ", ".join(_md(n, 60) for n in self.new_candidates))
+            lines.append("**New candidates:** " + ", ".join(md_escape(n, 60) for n in self.new_candidates))
         if self.removed_candidates:
-            lines.append("**Removed candidates:** " + ", ".join(_md(n, 60) for n in self.removed_candidates))
+            lines.append("**Removed candidates:** " + ", ".join(md_escape(n, 60) for n in self.removed_candidates))
         for note in self.notes[:15]:
-            lines.append(f"- {_md(note, 300)}")
+            lines.append(f"- {md_escape(note, 300)}")
         if self.new_candidates or self.removed_candidates or self.notes:
             lines.append("")
         if not self.changes:
@@ -120,16 +120,16 @@ class Comparison:
             nb = sum(c.direction == "better" for c in mine)
             nw = sum(c.direction == "worse" for c in mine)
             lines += [
-                f"#### {_md(cand, 60)}: {nb} better, {nw} worse",
+                f"#### {md_escape(cand, 60)}: {nb} better, {nw} worse",
                 "",
                 "| Clip | What | Old | New | Change |",
                 "|---|---|---|---|---|",
             ]
             for c in mine[:max_rows]:
-                clip = _md(c.clip, 60) if c.clip else "all clips"
+                clip = md_escape(c.clip, 60) if c.clip else "all clips"
                 lines.append(
-                    f"| {clip} | {_md(c.what, 120)} | {_md(c.old, 120)} | {_md(c.new, 120)} | "
-                    f"{icon[c.direction]}{(' (' + _md(c.delta, 60) + ')') if c.delta else ''} |"
+                    f"| {clip} | {md_escape(c.what, 120)} | {md_escape(c.old, 120)} | {md_escape(c.new, 120)} | "
+                    f"{icon[c.direction]}{(' (' + md_escape(c.delta, 60) + ')') if c.delta else ''} |"
                 )
             if len(mine) > max_rows:
                 lines.append(f"| … and {len(mine) - max_rows} more | | | | |")
@@ -161,16 +161,16 @@ class Comparison:
 
 
 def _label_of(doc: Mapping) -> str:
-    commit = str(_dict(doc.get("git")).get("commit") or "")[:10]
-    dirty = " (dirty)" if _dict(doc.get("git")).get("dirty") else ""
-    return f"{_short_date(doc.get('created_utc'))}" + (f", commit {commit}{dirty}" if commit else "")
+    commit = str(as_dict(doc.get("git")).get("commit") or "")[:10]
+    dirty = " (dirty)" if as_dict(doc.get("git")).get("dirty") else ""
+    return f"{short_date(doc.get('created_utc'))}" + (f", commit {commit}{dirty}" if commit else "")
 
 
 def _direction(delta: float, lower_is_better: bool) -> Direction:
     return "better" if (delta < 0) == lower_is_better else "worse"
 
 
-def _settings_warnings(old: _View, new: _View, out: list[str]) -> None:
+def _settings_warnings(old: ReportView, new: ReportView, out: list[str]) -> None:
     for key, label in (("clip_set", "clip set"), ("frames", "frames per clip")):
         a, b = old.settings.get(key), new.settings.get(key)
         if a != b:
@@ -186,10 +186,10 @@ def _settings_warnings(old: _View, new: _View, out: list[str]) -> None:
             out.append(f"{label} differs: {a} vs {b}")
 
 
-def _clip_warnings(old: _View, new: _View, out: list[str]) -> None:
+def _clip_warnings(old: ReportView, new: ReportView, out: list[str]) -> None:
     old_clips, new_clips = old.clips, new.clips
     for clip in [c for c in old_clips if c in new_clips]:
-        a, b = _dict(old_clips[clip]), _dict(new_clips[clip])
+        a, b = as_dict(old_clips[clip]), as_dict(new_clips[clip])
         if a.get("sha256") != b.get("sha256"):
             out.append(
                 f"clip {clip}: source differs (sha256 {str(a.get('sha256'))[:12]} vs {str(b.get('sha256'))[:12]})"
@@ -204,9 +204,9 @@ def _clip_warnings(old: _View, new: _View, out: list[str]) -> None:
     if only_new:
         out.append(f"clips only in the new report: {', '.join(only_new)}")
     for clip in [c for c in old.anchors if c in new.anchors]:
-        for anchor in [a for a in _dict(old.anchors[clip]) if a in _dict(new.anchors[clip])]:
-            ids_old = {_dict(p).get("anchor_id") for p in _list(old.anchors[clip][anchor])}
-            ids_new = {_dict(p).get("anchor_id") for p in _list(new.anchors[clip][anchor])}
+        for anchor in [a for a in as_dict(old.anchors[clip]) if a in as_dict(new.anchors[clip])]:
+            ids_old = {as_dict(p).get("anchor_id") for p in as_list(old.anchors[clip][anchor])}
+            ids_new = {as_dict(p).get("anchor_id") for p in as_list(new.anchors[clip][anchor])}
             if ids_old != ids_new:
                 out.append(
                     f"anchor {anchor} on {clip}: anchor id differs ({', '.join(sorted(map(str, ids_old)))} vs "
@@ -219,7 +219,7 @@ def _fmt_bd(v: float | None) -> str:
 
 
 def _bd_change(cand: str, clip: str | None, what: str, a: object, b: object, kind: str) -> Change | None:
-    va, vb = _finite(a), _finite(b)
+    va, vb = as_float(a), as_float(b)
     if va is None and vb is None:
         return None
     if va is None or vb is None:
@@ -242,9 +242,9 @@ def _bd_change(cand: str, clip: str | None, what: str, a: object, b: object, kin
 
 
 def _point_changes(cand: str, old_c: Mapping, new_c: Mapping, out: list[Change]) -> None:
-    old_pts, new_pts = _dict(old_c.get("points")), _dict(new_c.get("points"))
+    old_pts, new_pts = as_dict(old_c.get("points")), as_dict(new_c.get("points"))
     for key in [k for k in new_pts if k in old_pts]:
-        a, b = _dict(old_pts[key]), _dict(new_pts[key])
+        a, b = as_dict(old_pts[key]), as_dict(new_pts[key])
         clip = str(b.get("clip") or key.rsplit("/", 1)[0])
         rung = str(b.get("rung") or key.rsplit("/", 1)[-1])
         fa, fb = a.get("failure"), b.get("failure")
@@ -261,10 +261,10 @@ def _point_changes(cand: str, old_c: Mapping, new_c: Mapping, out: list[Change])
                     "failure",
                 )
             )
-        ma, mb = _dict(a.get("measurement")), _dict(b.get("measurement"))
+        ma, mb = as_dict(a.get("measurement")), as_dict(b.get("measurement"))
         if not ma or not mb:
             continue
-        ra, rb = _finite(ma.get("bitrate_bps")), _finite(mb.get("bitrate_bps"))
+        ra, rb = as_float(ma.get("bitrate_bps")), as_float(mb.get("bitrate_bps"))
         if ra and rb and abs(rb / ra - 1) >= THRESHOLDS["bitrate"]:
             out.append(
                 Change(
@@ -279,8 +279,8 @@ def _point_changes(cand: str, old_c: Mapping, new_c: Mapping, out: list[Change])
                 )
             )
         for metric in POINT_METRICS:
-            qa = _finite(_dict(ma.get("metrics")).get(metric))
-            qb = _finite(_dict(mb.get("metrics")).get(metric))
+            qa = as_float(as_dict(ma.get("metrics")).get(metric))
+            qb = as_float(as_dict(mb.get("metrics")).get(metric))
             if qa is None or qb is None or abs(qb - qa) < THRESHOLDS[metric]:
                 continue
             fmt, unit = (
@@ -292,7 +292,7 @@ def _point_changes(cand: str, old_c: Mapping, new_c: Mapping, out: list[Change])
                 Change(
                     cand,
                     clip,
-                    f"{rung} {_label(metric)}",
+                    f"{rung} {metric_label(metric)}",
                     f"{qa:{fmt}}{unit}",
                     f"{qb:{fmt}}{unit}",
                     f"{qb - qa:+{fmt}}{unit}",
@@ -304,11 +304,11 @@ def _point_changes(cand: str, old_c: Mapping, new_c: Mapping, out: list[Change])
 
 def _identical_bitstreams(old_c: Mapping, new_c: Mapping) -> int:
     """How many rate points have byte-identical bitstreams in both reports (0 if any differs)."""
-    old_pts, new_pts = _dict(old_c.get("points")), _dict(new_c.get("points"))
+    old_pts, new_pts = as_dict(old_c.get("points")), as_dict(new_c.get("points"))
     same = 0
     for key in [k for k in new_pts if k in old_pts]:
-        a = _dict(_dict(old_pts[key]).get("measurement")).get("bitstream_sha256")
-        b = _dict(_dict(new_pts[key]).get("measurement")).get("bitstream_sha256")
+        a = as_dict(as_dict(old_pts[key]).get("measurement")).get("bitstream_sha256")
+        b = as_dict(as_dict(new_pts[key]).get("measurement")).get("bitstream_sha256")
         if a is None or b is None:
             continue
         if a != b:
@@ -319,7 +319,7 @@ def _identical_bitstreams(old_c: Mapping, new_c: Mapping) -> int:
 
 def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
     """What got better or worse from `old_doc` to `new_doc` (both report documents)."""
-    old, new = _View(old_doc), _View(new_doc)
+    old, new = ReportView(old_doc), ReportView(new_doc)
     cmp = Comparison(old_label=_label_of(old_doc), new_label=_label_of(new_doc))
     _settings_warnings(old, new, cmp.warnings)
     _clip_warnings(old, new, cmp.warnings)
@@ -327,7 +327,7 @@ def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
     cmp.removed_candidates = [n for n in old.candidates if n not in new.candidates]
     anchor = new.rate_anchor
     for cand in [n for n in new.order() if n in old.candidates]:
-        old_c, new_c = _dict(old.candidates[cand]), _dict(new.candidates[cand])
+        old_c, new_c = as_dict(old.candidates[cand]), as_dict(new.candidates[cand])
         changes: list[Change] = []
         sha_a, sha_b = old_c.get("sha256"), new_c.get("sha256")
         if sha_a and sha_b and sha_a != sha_b:
@@ -343,16 +343,16 @@ def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
         for nodeid, test in new_tests.items():
             if nodeid not in old_tests:
                 continue
-            oa, ob = _dict(old_tests[nodeid]).get("outcome"), _dict(test).get("outcome")
+            oa, ob = as_dict(old_tests[nodeid]).get("outcome"), as_dict(test).get("outcome")
             if oa == ob or "passed" not in (oa, ob):
                 continue
-            _, clip, _ = _test_params(nodeid)
-            reason = str(_dict(test).get("reason") or _dict(old_tests[nodeid]).get("reason") or "")
+            _, clip, _ = nodeid_params(nodeid)
+            reason = str(as_dict(test).get("reason") or as_dict(old_tests[nodeid]).get("reason") or "")
             changes.append(
                 Change(
                     cand,
                     clip,
-                    _test_label(nodeid),
+                    nodeid_label(nodeid),
                     str(oa),
                     str(ob),
                     " ".join(reason.split())[:160],
@@ -371,7 +371,7 @@ def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
             ch = _bd_change(
                 cand,
                 None,
-                f"BD-rate vs {anchor}, {_label(metric)}",
+                f"BD-rate vs {anchor}, {metric_label(metric)}",
                 old.overall(cand, metric, anchor).get("bd_rate"),
                 new.overall(cand, metric, anchor).get("bd_rate"),
                 "bd_overall",
@@ -384,7 +384,7 @@ def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
                 ch = _bd_change(
                     cand,
                     clip,
-                    f"BD-rate vs {anchor}, {_label(metric)}",
+                    f"BD-rate vs {anchor}, {metric_label(metric)}",
                     old.clip_bd(cand, clip, metric, anchor).get("bd_rate"),
                     new.clip_bd(cand, clip, metric, anchor).get("bd_rate"),
                     "bd",
@@ -404,7 +404,7 @@ def _cli_compare(args: argparse.Namespace) -> int:
     cmp = compare_reports(old, new)
     text = cmp.to_markdown() if args.format == "markdown" else cmp.to_text()
     if args.output and args.output != "-":
-        _write_text(Path(args.output), text)
+        write_output(Path(args.output), text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -41,6 +41,7 @@ from harness.bdrate import describe
 from harness.candidate import discover_candidates
 from harness.errors import HarnessError
 from harness.ledger import Ledger, LedgerEntry
+from harness.markdown import md_code, md_escape
 
 __all__ = ["GateError", "GateResult", "changed_candidates", "register", "render_summary", "run_gate"]
 
@@ -140,32 +141,13 @@ def _base_file(repo: Path, base: str, path: str) -> bytes | None:
 
 
 def _md(text: object, limit: int = 220) -> str:
-    """One line of untrusted text, safe in a Markdown table or paragraph."""
-    line = " ".join(str(text or "").split())
-    if len(line) > limit:
-        line = line[: limit - 1] + "…"
-    # GitHub Markdown: no intraword emphasis with _, so names stay readable; links need [...](...).
-    for ch, rep in (
-        ("\\", "\\\\"),
-        ("|", "\\|"),
-        ("<", "&lt;"),
-        (">", "&gt;"),
-        ("`", "'"),
-        ("*", "\\*"),
-        ("](", "\\]("),
-        ("@", "@\u200b"),
-    ):
-        line = line.replace(ch, rep)
-    return line
-
-
-def _code(text: object) -> str:
-    """Text for inside a code span: one line, no backticks."""
-    return " ".join(str(text).split()).replace("`", "'")
+    """One line of untrusted text, safe in a Markdown table or paragraph (`md_escape`)."""
+    return md_escape(text, limit)
 
 
 def _name(text: str) -> str:
-    return f"`{_code(text)}`"
+    """A candidate's (or a git revision's) name as a code span, safe in a table (`md_code`, never cut)."""
+    return md_code(text, None)
 
 
 def _bd(value: object) -> str:
@@ -203,7 +185,7 @@ def render_summary(
         lines += [
             "## Candidate gate: no candidate changed",
             "",
-            f"No candidate under `candidates/` was added or changed relative to `{_md(base)}`; nothing to judge.",
+            f"No candidate under `candidates/` was added or changed relative to {_name(base)}; nothing to judge.",
         ]
         if removed:
             lines.append(f"Removed (not judged): {', '.join(_name(n) for n in removed)}.")
@@ -216,7 +198,7 @@ def render_summary(
         if champion
         else "no champion yet: the best passing candidate becomes the first (every candidate ran)"
     )
-    lines.append(f"Changed vs `{_md(base)}`: {', '.join(_name(n) for n in changed)}; {champ}.")
+    lines.append(f"Changed vs {_name(base)}: {', '.join(_name(n) for n in changed)}; {champ}.")
     if removed:
         lines.append(f"Removed (not judged): {', '.join(_name(n) for n in removed)}.")
     lines += [
@@ -259,7 +241,7 @@ def render_summary(
     )
     adoptable = [n for n in changed if verdicts[n].adoptable]
     hint = (
-        f"`python -m harness adopt {_code(report_label or 'REPORT.json')} {_code(adoptable[0])}`"
+        md_code(f"python -m harness adopt {report_label or 'REPORT.json'} {adoptable[0]}", None)
         if adoptable
         else "`python -m harness adopt REPORT.json CANDIDATE`"
     )

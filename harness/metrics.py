@@ -40,7 +40,8 @@ from typing import Any, Literal, get_args
 import cv2
 import numpy as np
 
-from harness.errors import HarnessError, VideoFormatError
+from harness.errors import VideoFormatError
+from harness.metric_errors import MetricError, UnknownMetricError, frame_count_check
 from harness.video import Video
 
 __all__ = [
@@ -94,14 +95,6 @@ MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _SHIFT = 128.0
 
 
-class MetricError(HarnessError):
-    """A metric could not be computed, or gave a non-finite value."""
-
-
-class UnknownMetricError(MetricError, ValueError):
-    """A metric name that does not exist was asked for."""
-
-
 @dataclass(frozen=True)
 class ClipMetrics:
     """Per-frame values (arrays of length `frames`) and per-clip means (mean of per-frame values).
@@ -124,25 +117,6 @@ class ClipMetrics:
             "mean": {k: float(v) for k, v in self.mean.items()},
             "per_frame": {k: [float(x) for x in v] for k, v in self.per_frame.items()},
         }
-
-
-def frame_count_check(ref: Video, dist: Video) -> None:
-    """Raise VideoFormatError unless both clips have the same frame count and plane shapes (PITFALLS 4)."""
-    if not isinstance(ref, Video) or not isinstance(dist, Video):
-        raise VideoFormatError(
-            f"metrics compare two Video objects, got {type(ref).__name__} and {type(dist).__name__}"
-        )
-    if ref.frames != dist.frames:
-        raise VideoFormatError(
-            f"frame counts differ: reference has {ref.frames}, distorted has {dist.frames}; "
-            "no metric is computed on clips of different length (a decoder dropped or added frames)"
-        )
-    for name in ("y", "u", "v"):
-        a, b = getattr(ref, name).shape, getattr(dist, name).shape
-        if a != b:
-            raise VideoFormatError(
-                f"plane {name} shapes differ: reference {a}, distorted {b}; the decode must keep the size"
-            )
 
 
 def _validate_names(metrics: Iterable[str]) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from harness.metrics import MetricError, UnknownMetricError, frame_count_check
+from harness.metric_errors import MetricError, UnknownMetricError, frame_count_check
 from harness.video import Video
 
 __all__ = [

@@ -9,8 +9,6 @@ test asserts follows from the data, not from a constant typed twice.
 
 from __future__ import annotations
 
-from harness.__main__ import main as harness_main
-
 import copy
 import hashlib
 import json
@@ -20,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import adoption
+from harness.__main__ import main as harness_main
 from harness.adoption import (
     AdoptionConfig,
     AdoptionError,
@@ -164,8 +163,8 @@ def seed(ledger: Ledger, d: dict, name: str, **kw) -> LedgerEntry:
             decision=kw.pop("decision", "adopted"),
             reason=kw.pop("reason", "seeded by the test"),
             fingerprint=fingerprint(d, name),
-            scores={"vs_anchor": adoption._anchor_scores(cand)},
-            extra={"basis": adoption._basis(d)},
+            scores={"vs_anchor": adoption.anchor_scores(cand)},
+            extra={"basis": adoption.report_basis(d)},
             **kw,
         )
     )

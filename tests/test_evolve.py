@@ -9,8 +9,6 @@ champion is dct_inter (seeded once per session from a real suite run) and a shar
 
 from __future__ import annotations
 
-from harness.__main__ import main as harness_main
-
 import argparse
 import ast
 import dataclasses
@@ -25,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness import adoption
+from harness.__main__ import main as harness_main
 from harness.candidate import CONTRACT_TEXT, discover_candidates
 from harness.errors import ConfigError, HarnessError
 from harness.evolve import cli as evolve_cli

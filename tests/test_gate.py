@@ -15,9 +15,8 @@ small clip, 3 frames, with an anchor cache shared by the runs of this module:
 
 from __future__ import annotations
 
-from harness.__main__ import main as harness_main
-
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from harness import gate
+from harness.__main__ import main as harness_main
 from harness.adoption import AdoptionConfig, Verdict, adopt, load_adoption_config
 from harness.candidate import discover_candidates
 from harness.ledger import Ledger, LedgerEntry
@@ -164,7 +164,7 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "✅ adoptable"
     assert cells[3].startswith("↓ ") and cells[3].endswith("% fewer bits")  # vs the champion
-    assert "- **`x264_copy`** — adoptable: beats champion dct_inter (seq 1) on PSNR-YUV: ↓ " in text
+    assert "- **`x264_copy`** — adoptable: beats champion dct\\_inter (seq 1) on PSNR-YUV: ↓ " in text
     assert "The gate does not write the ledger" in text
     reports = sorted(ws["reports"].glob("run-*.json"))
     assert len(reports) == 1
@@ -212,11 +212,11 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
     assert "## Candidate gate: ❌ not adoptable" in text
     assert "Changed vs `main`: `broken`, `x264_again`; champion `x264_copy` (ledger seq 2)." in text
     assert (
-        "- **`x264_again`** — rejected: identical results to x264_copy (seq 2): the same bitstreams — "
+        "- **`x264_again`** — rejected: identical results to x264\\_copy (seq 2): the same bitstreams — "
         "is this the same codec?"
     ) in text
     broken_line = next(line for line in text.splitlines() if line.startswith("- **`broken`**"))
-    assert broken_line.startswith("- **`broken`** — failed: test_quality[broken-park-r0] failed: PSNR-Y ")
+    assert broken_line.startswith("- **`broken`** — failed: test\\_quality\\[broken-park-r0\\] failed: PSNR-Y ")
     assert "under the floor" in broken_line
     assert "this change edits ledger.jsonl; the gate judged against main's ledger" in text
     assert "this change also edits how candidates are judged (ledger.jsonl)" in text
@@ -318,6 +318,27 @@ def test_summary_escapes_untrusted_text():
     assert "line2" in line  # one line
 
 
+def test_summary_table_survives_a_hostile_candidate_name():
+    name = "ev|l`x`*y*<b>@z\nq"
+    v = Verdict(candidate=name, decision="rejected", adoptable=False, scores={}, reasons=["no | pipes"])
+    text = gate.render_summary(
+        base="main",
+        changed=[name],
+        removed=[],
+        verdicts={name: v},
+        config=AdoptionConfig(),
+        champion=None,
+        report_label=None,
+        doc={"clips": {"c|lip<x>": {}}},
+        exit_code=1,
+    )
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "Candidate" not in ln]
+    assert len(rows) == 1 and "\n" not in rows[0]
+    assert re.sub(r"\\.", "", rows[0]).count("|") == 7  # six cells: no pipe of the name splits one
+    for raw in ("<b>", "`x`", "*y*", "@z", "c|lip"):
+        assert raw not in text, raw
+
+
 def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp_path, monkeypatch, capsys):
     """Bootstrap in the gate, with the suite replaced by a recorded report (no sandbox, instant)."""
     repo = init_repo(tmp_path / "r")
@@ -359,7 +380,7 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
     text = summary.read_text()
     assert "no champion yet: the best passing candidate becomes the first (every candidate ran)" in text
     assert (
-        "- **`dct_inter`** — rejected: not the best reference candidate for the first champion: x264_pyav"
+        "- **`dct_inter`** — rejected: not the best reference candidate for the first champion: x264\\_pyav"
         in text
     )
 

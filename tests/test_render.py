@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.compare import compare_reports
+from harness.markdown import md_code, md_escape
 from harness.render import render_html, render_markdown, validate_report, write_renderings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,6 +147,30 @@ def test_hostile_names_and_reasons_are_escaped(doc):
     markdown = render_markdown(doc)
     assert "<script>" not in markdown and "<img" not in markdown
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
+
+
+MD_HOSTILE = "a|b `c` *d* _e_ [f](http://x) <i>g</i> @h\n# i ~~j~~ \\"
+
+
+def test_md_escape_keeps_a_table_row_whole_and_inert():
+    cell = md_escape(MD_HOSTILE)
+    row = f"| {cell} | x |"
+    assert "\n" not in cell and re.sub(r"\\.", "", row).count("|") == 3  # only the row's own pipes
+    for raw in ("`c`", "*d*", "_e_", "[f](", "<i>", "@h", "~~j"):
+        assert raw not in cell, raw
+    assert "&lt;i&gt;" in cell and "@\u200bh" in cell
+    assert md_escape("x" * 300, 50) == "x" * 49 + "…"  # cut before escaping: never half an escape
+    assert md_escape(None) == "" and md_escape("# h").startswith("\\#") and md_escape("- a").startswith("\\-")
+    assert md_escape("1. a").startswith("1\\.") and md_escape("---").startswith("\\")
+
+
+def test_md_code_is_a_code_span_unless_unsafe():
+    assert md_code("test_rate[a-b-r0]") == "`test_rate[a-b-r0]`"
+    assert md_code("a`b") == "`a'b`"  # a backtick cannot end the span early
+    for unsafe in ("a|b", "<b>", "@x", "a&b"):
+        out = md_code(unsafe)
+        assert not out.startswith("`") and out == md_escape(unsafe.replace("`", "'"))
+    assert md_code("x" * 120, 10) == "`" + "x" * 9 + "…`" and md_code("x" * 120, None) == f"`{'x' * 120}`"
 
 
 def test_missing_and_nan_values_show_as_na(doc):

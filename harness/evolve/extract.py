@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from harness.atomic import write_text_atomic  # re-exported: its old home
 from harness.candidate import CandidateSource, discover_candidates
-from harness.report import write_text_atomic
 
 __all__ = [
     "NO_CODE",

@@ -20,8 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.atomic import write_text_atomic
 from harness.errors import HarnessError
-from harness.evolve.extract import write_text_atomic
 
 __all__ = ["AttemptsLog", "RunDir", "RunDirError"]
 

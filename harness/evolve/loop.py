@@ -30,19 +30,13 @@ from pathlib import Path
 from typing import TextIO
 
 from harness import adoption
+from harness.atomic import write_text_atomic
 from harness.bdrate import describe
 from harness.candidate import CONTRACT_TEXT, discover_candidates
 from harness.errors import HarnessError
 from harness.evolve.client import LLMClient, Reply, require_api_key
 from harness.evolve.config import EvolveConfig
-from harness.evolve.extract import (
-    add_header,
-    candidate_name,
-    check_module,
-    code_sha256,
-    extract_code,
-    write_text_atomic,
-)
+from harness.evolve.extract import add_header, candidate_name, check_module, code_sha256, extract_code
 from harness.evolve.judge import SuiteRun, SuiteSetup, record_rejection, record_verdict, run_suite
 from harness.evolve.log import RunDir, RunDirError
 from harness.evolve.prompt import AttemptView, ChampionView, PromptInputs, build_prompt

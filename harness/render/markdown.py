@@ -1,0 +1,126 @@
+"""The Markdown rendering of a report: a short pull-request comment.
+
+Verdicts, BD-rate against the rate anchor (x265) and the champion with arrows and words, the worst
+clip; untrusted text goes through `md_escape` / `md_code` (harness.markdown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from harness.markdown import md_code, md_escape
+from harness.render.view import (
+    ReportView,
+    as_dict,
+    bd_words,
+    fmt_num,
+    metric_label,
+    nodeid_label,
+    short_date,
+)
+
+__all__ = ["MARKDOWN_MAX_CANDIDATES", "MARKDOWN_MAX_NOTES", "md_code", "md_escape", "render_markdown"]
+
+MARKDOWN_MAX_CANDIDATES = 10
+MARKDOWN_MAX_NOTES = 8
+
+
+def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDATES) -> str:
+    """A short summary for a pull-request comment: verdicts, BD-rates with arrows and words, worst clips."""
+    view = ReportView(doc if isinstance(doc, Mapping) else {})
+    lines = _header(view)
+    if not view.candidates:
+        lines.append("No candidate was judged in this run.")
+        return "\n".join(lines) + "\n"
+    champ_any = any(view.champion(n)[1] for n in view.candidates)
+    head = ["Candidate", "Verdict"] + [
+        f"{metric_label(m)} vs {md_escape(view.rate_anchor)}" for m in view.bd_metrics
+    ]
+    if champ_any:
+        head.append(f"{metric_label(view.primary)} vs champion")
+    head.append(f"Worst clip ({metric_label(view.primary)})")
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    order = view.order()
+    notes: list[str] = []
+    for name in order[:max_candidates]:
+        css, words = view.verdict(name)
+        lines.append(_row(view, name, css, words, champ_any))
+        note = _note(view, name, words)
+        if note:
+            notes.append(note)
+    if len(order) > max_candidates:
+        lines += ["", f"… and {len(order) - max_candidates} more candidates (see the HTML report)"]
+    if notes:
+        lines.append("")
+        lines.extend(notes[:MARKDOWN_MAX_NOTES])
+        if len(notes) > MARKDOWN_MAX_NOTES:
+            lines.append(f"- … and {len(notes) - MARKDOWN_MAX_NOTES} more")
+    lines += [
+        "",
+        (
+            f"<sub>BD-rate: mean over comparable clips of the bits needed at equal quality relative to "
+            f"{md_escape(view.rate_anchor)}; ↓ fewer bits = better. Full plots and captured errors in the HTML report.</sub>"
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _header(view: ReportView) -> list[str]:
+    """The title line (candidates and clips) and the run line (date, commit, clip set, test totals)."""
+    clips = view.clip_names()
+    git = as_dict(view.doc.get("git"))
+    commit = str(git.get("commit") or "")[:10] or "n/a"
+    summary = as_dict(view.doc.get("summary"))
+    totals = ", ".join(f"{fmt_num(v, '.0f')} {md_escape(k)}" for k, v in summary.items()) or "no tests"
+    return [
+        (
+            f"### Codec harness: {len(view.candidates)} candidate{'s' if len(view.candidates) != 1 else ''} "
+            f"on {len(clips)} clip{'s' if len(clips) != 1 else ''}"
+        ),
+        (
+            f"{short_date(view.doc.get('created_utc'))} · commit {md_code(commit)}"
+            f"{' (dirty)' if git.get('dirty') else ''} · clip set {md_escape(view.settings.get('clip_set', 'n/a'))}, "
+            f"{fmt_num(view.settings.get('frames'), '.0f')} frames · tests: {totals}"
+        ),
+        "",
+    ]
+
+
+def _row(view: ReportView, name: str, css: str, words: str, champ_any: bool) -> str:
+    """A candidate's table row: verdict, BD-rate per metric (and vs the champion), worst clip."""
+    icon = {"ok": "✅", "bad": "❌"}.get(css, "➖")
+    row = [f"**{md_escape(name, 60)}**", f"{icon} {md_escape(words)}"]
+    for metric in view.bd_metrics:
+        slot = view.overall(name, metric)
+        row.append(bd_words(slot.get("bd_rate")))
+    if champ_any:
+        champ, results = view.champion(name)
+        row.append(
+            bd_words(as_dict(results.get(view.primary)).get("bd_rate"))
+            + (f" (vs {md_escape(champ, 40)})" if champ and results else "")
+        )
+    worst = view.worst_clip(name)
+    row.append(f"{md_escape(worst[0], 60)}: {bd_words(worst[1])}" if worst else "n/a")
+    return "| " + " | ".join(row) + " |"
+
+
+def _note(view: ReportView, name: str, words: str) -> str | None:
+    """A candidate's note below the table: its verdict's reason, first failure or clips left out."""
+    first = view.first_failure(name)
+    reason = view.verdict_reason(name)
+    if reason:
+        return f"- **{md_escape(name, 60)}** {md_escape(words, 40)}: {md_escape(reason, 200)}"
+    if first:
+        return (
+            f"- **{md_escape(name, 60)}** first failure {md_code(nodeid_label(first[0]), 90)}: "
+            f"{md_escape(first[1], 180)}"
+        )
+    excluded = as_dict(view.overall(name, view.primary).get("excluded"))
+    if excluded:
+        clip, why = next(iter(excluded.items()))
+        return (
+            f"- **{md_escape(name, 60)}**: BD-rate n/a on {len(excluded)} clip(s), e.g. "
+            f"{md_escape(clip, 60)}: {md_escape(why, 150)}"
+        )
+    return None
