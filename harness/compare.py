@@ -26,7 +26,6 @@ from typing import Literal
 
 from harness.markdown import md_escape
 from harness.render.cli import write_output
-from harness.render.schema import load_report
 from harness.render.view import (
     ReportView,
     as_dict,
@@ -38,6 +37,7 @@ from harness.render.view import (
     nodeid_params,
     short_date,
 )
+from harness.results import load_report
 
 __all__ = ["Change", "Comparison", "compare_reports", "register"]
 
@@ -400,7 +400,7 @@ def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
 
 
 def _cli_compare(args: argparse.Namespace) -> int:
-    old, new = load_report(args.old), load_report(args.new)
+    old, new = load_report(args.old).to_json(), load_report(args.new).to_json()
     cmp = compare_reports(old, new)
     text = cmp.to_markdown() if args.format == "markdown" else cmp.to_text()
     if args.output and args.output != "-":

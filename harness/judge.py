@@ -12,13 +12,23 @@ import time
 from dataclasses import dataclass, field
 
 from harness.anchors import AnchorSpec, anchor_id, decode_anchor, encode_anchor
-from harness.bdrate import BDResult, bd_rate
+from harness.bdrate import BDResult
 from harness.cache import ResultCache
 from harness.candidate import CandidateSource
 from harness.clips import Clip, ClipStore
 from harness.config import SuiteConfig
 from harness.errors import HarnessError
+from harness.gates import (
+    POINT_GATES,
+    Gate,
+    GateName,
+    bd_rate_gate,
+    contract_gate,
+    determinism_gate,
+    point_gates,
+)
 from harness.measure import Measurement, measure, measurement_versions, metrics_for
+from harness.results import Curve, bd_between
 from harness.runner import Outcome, Runner
 from harness.video import Video
 
@@ -183,6 +193,8 @@ class Judge:
         self._checks: dict[str, Outcome] = {}
         self._points: dict[tuple[str, str, int], PointResult] = {}
         self._determinism: dict[tuple[str, str], DeterminismResult] = {}
+        self._gates: dict[tuple[str, str, str | None, int | None], Gate] = {}
+        self._bd: dict[tuple[str, str], tuple[dict | None, dict | None, str | None]] = {}
 
     def source(self, clip: str):
         """The decoded source (video, info, raw file) of a clip; a bad clip raises ClipError."""
@@ -262,15 +274,7 @@ class Judge:
         return [p.measurement for p in points]
 
     def _bd_metrics(self, ref: list[Measurement], test: list[Measurement]) -> dict[str, BDResult]:
-        out = {}
-        for metric in self.config.bd_metrics:
-            if metric in ref[0].mean and metric in test[0].mean:
-                out[metric] = bd_rate(
-                    sorted((m.bitrate_bps, m.mean[metric]) for m in ref),
-                    sorted((m.bitrate_bps, m.mean[metric]) for m in test),
-                    method=self.config.bd_method,
-                )
-        return out
+        return bd_between(Curve.of(ref), Curve.of(test), self.config.bd_metrics, self.config.bd_method)
 
     def bd_vs_candidate(self, candidate: str, reference: str, clip: str) -> dict[str, BDResult]:
         """BD-rate of `candidate` against another candidate (the champion) on each BD metric."""
@@ -285,6 +289,49 @@ class Judge:
             anchor: self._bd_metrics([p.measurement for p in self.anchor_curve(clip, anchor)], mine)
             for anchor in self.config.compare_anchors
         }
+
+    def gate(self, name: GateName, candidate: str, clip: str | None = None, rung: int | None = None) -> Gate:
+        """A gate's result (harness.gates), evaluated once and remembered."""
+        key = (name, candidate, clip, rung)
+        if key not in self._gates:
+            self._gates[key] = self._evaluate(name, candidate, clip, rung)
+        return self._gates[key]
+
+    @property
+    def gates(self) -> list[Gate]:
+        """Every gate evaluated so far, in order."""
+        return list(self._gates.values())
+
+    def _evaluate(self, name: GateName, candidate: str, clip: str | None, rung: int | None) -> Gate:
+        if name == "contract":
+            return contract_gate(self.candidates[candidate], self.check(candidate), self.config)
+        if name in POINT_GATES:
+            point = self.point(candidate, clip, rung)
+            return point_gates(point, self.source(clip).video, self.config)[name]
+        if name == "determinism":
+            return determinism_gate(self.determinism(candidate, clip))
+        if name == "bd_rate":
+            results, _, error = self.bd_results(candidate, clip)
+            return bd_rate_gate(candidate, clip, results, self.config, error=error)
+        raise ValueError(f"unknown gate {name!r}")
+
+    def bd_results(self, candidate: str, clip: str) -> tuple[dict | None, dict | None, str | None]:
+        """(BD-rate against each anchor, against the champion, the error that stopped either)."""
+        key = (candidate, clip)
+        if key not in self._bd:
+            try:
+                results = self.bd(candidate, clip)
+            except HarnessError as err:
+                self._bd[key] = (None, None, str(err))
+                return self._bd[key]
+            vs, error = None, None
+            if self.champion and candidate != self.champion:
+                try:
+                    vs = self.bd_vs_candidate(candidate, self.champion, clip)
+                except HarnessError as err:
+                    error = f"no comparison with the champion: {err}"
+            self._bd[key] = (results, vs, error)
+        return self._bd[key]
 
     def check(self, candidate: str) -> Outcome:
         if candidate not in self._checks:

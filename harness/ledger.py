@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -21,7 +21,7 @@ from typing import Literal
 
 from harness.errors import HarnessError
 
-__all__ = ["Ledger", "LedgerEntry", "LedgerError", "Decision", "LEDGER_SCHEMA"]
+__all__ = ["LEDGER_SCHEMA", "Decision", "Ledger", "LedgerEntry", "LedgerError", "champion_of"]
 
 LEDGER_SCHEMA = 1
 Decision = Literal["adopted", "rejected"]
@@ -127,8 +127,7 @@ class Ledger:
 
     def champion(self) -> LedgerEntry | None:
         """The most recently adopted entry, or None before the first adoption."""
-        adopted = [e for e in self.entries() if e.decision == "adopted"]
-        return adopted[-1] if adopted else None
+        return champion_of(self.entries())
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
         """Append `entry` with the next sequence number and the current time; returns what was written."""
@@ -146,3 +145,9 @@ class Ledger:
             os.write(f.fileno(), line.encode("utf-8"))
             os.fsync(f.fileno())
         return stamped
+
+
+def champion_of(entries: Sequence[LedgerEntry]) -> LedgerEntry | None:
+    """The champion rule, the one place it is written: the last adopted entry (None before the first)."""
+    adopted = [e for e in entries if e.decision == "adopted"]
+    return adopted[-1] if adopted else None

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.atomic import write_json_atomic, write_text_atomic  # re-exported: their old home
+from harness.results import SCHEMA_VERSION, RunResults
+from harness.schema import validate_report
 
 __all__ = [
     "SCHEMA_VERSION",
     "ResultCollector",
+    "fragment",
     "git_info",
     "machine_info",
+    "merge",
     "versions",
     "write_json_atomic",
     "write_text_atomic",
 ]
 
-SCHEMA_VERSION = 1
 
 
 def machine_info() -> dict[str, object]:
@@ -77,50 +82,94 @@ def git_info(root: Path) -> dict[str, object]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
+def merge(into: dict, part: Mapping) -> None:
+    """Deep-merge a report-shaped fragment into a document (a later value wins over a scalar)."""
+    for key, value in part.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = json.loads(json.dumps(value)) if isinstance(value, Mapping | list) else value
+
+
+def fragment(judge, *, candidate: str | None = None, clip: str | None = None, **parts: object) -> dict:
+    """What one test judged, in the report's own shape, for the collector to merge.
+
+    `parts` name what to add: `check=True` (the candidate's contract check), `point=result`
+    (a PointResult), `determinism=result`, `gate=Gate`, `bd=(anchor results, vs champion)`,
+    `anchors=True` (the anchors' points on `clip`). The run's settings, the champion, the clip
+    and the candidate's source always come along, so a fragment from any xdist worker is complete.
+    """
+    doc: dict = {"settings": dict(judge.run_info.get("settings", {})), "champion": judge.run_info.get("champion")}
+    if clip is not None:
+        doc["clips"] = {clip: _clip_info(judge, clip)}
+    if parts.get("anchors"):
+        doc["anchors"] = {
+            clip: {a: [p.to_json() for p in judge.anchor_curve(clip, a)] for a in judge.config.compare_anchors}
+        }
+    if candidate is None:
+        return doc
+    src = judge.candidates[candidate]
+    cand: dict = {"sha256": src.sha256, "size_bytes": src.size_bytes, "path": str(src.path)}
+    if parts.get("check"):
+        cand["check"] = judge.check(candidate).to_json()
+    if parts.get("point") is not None:
+        point = parts["point"]
+        cand["points"] = {f"{point.clip}/{point.point.id}": point.to_json()}
+    if parts.get("determinism") is not None:
+        cand["determinism"] = {clip: parts["determinism"].to_json()}
+    if parts.get("gate") is not None:
+        cand["gates"] = {parts["gate"].key: parts["gate"].to_json()}
+    if parts.get("bd") is not None:
+        results, vs = parts["bd"]
+        if results is not None:
+            cand["bd"] = {clip: {a: {m: r.to_json() for m, r in per.items()} for a, per in results.items()}}
+        if vs is not None:
+            cand["bd_vs_champion"] = {
+                "champion": judge.champion, "per_clip": {clip: {m: r.to_json() for m, r in vs.items()}}
+            }
+    doc["candidates"] = {candidate: cand}
+    return doc
+
+
+def _clip_info(judge, clip: str) -> dict:
+    """A clip's identity for the report; a clip that cannot be decoded is named with the error."""
+    from harness.errors import ClipError
+
+    try:
+        source = judge.source(clip)
+    except ClipError:
+        return {"name": clip, "set": judge.clip_sets.get(clip, "public")}
+    v, info = source.video, source.info
+    return {
+        "name": clip, "path": info.path, "sha256": v.sha256(), "width": v.width, "height": v.height,
+        "frames": v.frames, "fps": str(v.fps), "codec": info.codec, "pix_fmt": info.pix_fmt,
+        "color_range": info.color_range, "set": judge.clip_sets.get(clip, "public"),
+    }
+
+
 class ResultCollector:
-    """Gathers what tests recorded (possibly on xdist workers) into one result document."""
+    """Merges what tests recorded (possibly on xdist workers) into one typed `RunResults`."""
 
     def __init__(self) -> None:
-        self.settings: dict[str, object] = {}
-        self.clips: dict[str, dict] = {}
-        self.candidates: dict[str, dict] = {}
-        self.anchors: dict[str, dict] = {}
-        self.champion: dict[str, object] | None = None
+        self._doc: dict = {"settings": {}, "clips": {}, "anchors": {}, "champion": None, "candidates": {}}
         self.tests: dict[str, dict] = {}
         self.written: Path | None = None
         self.last_document: dict[str, object] | None = None
 
     @property
+    def settings(self) -> dict:
+        return self._doc["settings"]
+
+    @property
     def has_results(self) -> bool:
         return bool(self.tests)
 
-    def _candidate(self, name: str) -> dict:
-        return self.candidates.setdefault(name, {"points": {}, "determinism": {}, "tests": {}})
-
     def add(self, item: dict) -> None:
-        kind = item.pop("kind")
-        if kind == "clip":
-            self.clips[item["name"]] = item
-        elif kind == "candidate":
-            self._candidate(item["name"]).update({k: v for k, v in item.items() if k != "name"})
-        elif kind == "point":
-            self._candidate(item["candidate"])["points"][f"{item['clip']}/{item['rung']}"] = item
-        elif kind == "determinism":
-            self._candidate(item["candidate"])["determinism"][item["clip"]] = item
-        elif kind == "bd":
-            self._candidate(item["candidate"]).setdefault("bd", {})[item["clip"]] = item["results"]
-        elif kind == "bd_vs_champion":
-            slot = self._candidate(item["candidate"]).setdefault(
-                "bd_vs_champion", {"champion": item["champion"], "per_clip": {}}
-            )
-            slot["per_clip"][item["clip"]] = item["results"]
-        elif kind == "run":
-            self.champion = item.get("champion")
-            self.settings.update(item.get("settings", {}))
-        elif kind == "anchor":
-            self.anchors.setdefault(item["clip"], {})[item["anchor"]] = item["points"]
-        elif kind == "settings":
-            self.settings.update(item)
+        """A fragment (see `fragment`) as a test recorded it."""
+        kind = item.pop("kind", "results")
+        if kind != "results":
+            raise ValueError(f"unknown record kind {kind!r}: tests record report fragments (harness.report.fragment)")
+        merge(self._doc, item)
 
     def add_test(self, nodeid: str, outcome: str, reason: str | None, *, params: dict | None = None) -> None:
         """One test's outcome; `params` (candidate, clip, rung) say what it judged."""
@@ -131,89 +180,33 @@ class ResultCollector:
             entry["rung"] = f"r{params['rung']}"
         self.tests[nodeid] = entry
         if "candidate" in params:
-            self._candidate(params["candidate"])["tests"][nodeid] = entry
+            cand = self._doc["candidates"].setdefault(params["candidate"], {})
+            cand.setdefault("tests", {})[nodeid] = entry
 
-    def _by_set(self, per_clip: dict) -> dict[str, object] | None:
-        """Public and held-out BD-rates side by side, flagging a candidate tuned to the public clips."""
-        sets = {name: info.get("set", "public") for name, info in self.clips.items()}
-        if "heldout" not in sets.values():
-            return None
-        suite = self.settings.get("suite", {})
-        anchor, metric = suite.get("rate_anchor", "x265"), (suite.get("bd_metrics") or ["psnr_yuv"])[0]
-        out: dict[str, object] = {}
-        for label in ("public", "heldout"):
-            subset = {c: r for c, r in per_clip.items() if sets.get(c) == label}
-            out[label] = overall_bd(subset).get(anchor, {}).get(metric, {}).get("bd_rate")
-        limit = float(suite.get("heldout_gap_percent", 10.0))
-        gap = out["heldout"] - out["public"] if None not in (out["heldout"], out["public"]) else None
-        out.update(
-            anchor=anchor, metric=metric, gap_percent=gap, limit_percent=limit,
-            flag=(
-                f"held-out clips need {gap:.1f} points more bits than the public ones (limit {limit:g}): "
-                "tuned to the public clips?"
-                if gap is not None and gap > limit else None
-            ),
-        )
-        return out
-
-    def document(self, root: Path) -> dict[str, object]:
-        for cand in self.candidates.values():
-            cand["bd_overall"] = overall_bd(cand.get("bd", {}))
-            cand["bd_by_set"] = self._by_set(cand.get("bd", {}))
-            vs = cand.get("bd_vs_champion")
-            if vs:
-                vs["overall"] = overall_bd({clip: {"champion": r} for clip, r in vs["per_clip"].items()})["champion"]
-                # The source that ran in this report (the ledger's hash is in doc["champion"]).
-                vs["champion_sha256"] = self.candidates.get(vs["champion"], {}).get("sha256")
-            outcomes = [t["outcome"] for t in cand["tests"].values()]
-            cand["summary"] = {o: outcomes.count(o) for o in sorted(set(outcomes))}
-            cand["passed_all"] = bool(outcomes) and all(o == "passed" for o in outcomes)
-        outcomes = [t["outcome"] for t in self.tests.values()]
-        return {
+    def results(self, root: Path) -> RunResults:
+        doc = {
             "schema_version": SCHEMA_VERSION,
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine_info(),
             "versions": versions(),
             "git": git_info(root),
-            "settings": self.settings,
-            "clips": self.clips,
-            "anchors": self.anchors,
-            "champion": self.champion,
-            "candidates": self.candidates,
+            **self._doc,
             "tests": self.tests,
-            "summary": {o: outcomes.count(o) for o in sorted(set(outcomes))},
         }
+        return RunResults.from_json(doc, validate=False)
+
+    def document(self, root: Path) -> dict[str, object]:
+        return self.results(root).to_json()
 
     def write(self, report_dir: Path, *, root: Path, enrich=None) -> Path:
         """Write the document (after `enrich(doc)`, e.g. adoption verdicts) as run-*.json and latest.json."""
         doc = self.document(root)
         if enrich is not None:
             enrich(doc)
+        validate_report(doc)
         self.last_document = doc
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         path = report_dir / f"run-{stamp}-{os.getpid()}.json"
         write_json_atomic(path, doc)
         write_json_atomic(report_dir / "latest.json", doc)
         return path
-
-
-def overall_bd(per_clip: dict[str, dict[str, dict[str, dict]]]) -> dict[str, dict[str, dict]]:
-    """Mean BD-rate over clips per anchor and metric, of comparable clips only; the others listed."""
-    out: dict[str, dict[str, dict]] = {}
-    for clip, anchors in sorted(per_clip.items()):
-        for anchor, metrics in anchors.items():
-            for metric, result in metrics.items():
-                slot = out.setdefault(anchor, {}).setdefault(
-                    metric, {"bd_rate": None, "clips": [], "excluded": {}, "values": {}}
-                )
-                if result.get("comparable") and result.get("bd_rate") is not None:
-                    slot["values"][clip] = result["bd_rate"]
-                    slot["clips"].append(clip)
-                else:
-                    slot["excluded"][clip] = result.get("warning") or "not comparable"
-    for metrics in out.values():
-        for slot in metrics.values():
-            values = list(slot["values"].values())
-            slot["bd_rate"] = sum(values) / len(values) if values else None
-            slot["worst_clip"] = max(slot["values"], key=slot["values"].get) if values else None
-    return out

@@ -72,24 +72,27 @@ def make_judge(*, sandbox: Sandbox, limits: Limits, clips: list[Clip], candidate
 
 
 def verdict(judge: Judge, name: str, clip: str = CLIP) -> tuple[str, str | None, str]:
-    """(stage, kind, text) of the first failure of a candidate, or ("pass", "ok", summary)."""
-    check = judge.check(name)
-    if not check.ok:
-        return "check", check.kind, check.details()
-    point = judge.point(name, clip, judge.determinism_rung(clip))
+    """(stage, kind, text) of the first failure of a candidate, or ("pass", "ok", summary).
+
+    The policy is the suite's own (harness.gates, through the Judge); this only names the stage."""
+    contract = judge.gate("contract", name)
+    if not contract.passed:
+        return "check", judge.check(name).kind, contract.message
+    rung = judge.determinism_rung(clip)
+    point = judge.point(name, clip, rung)
     for outcome in (point.encode, point.decode):
         if outcome is not None and not outcome.ok:
             return outcome.stage, outcome.kind, point.failure_details
     if point.failure:
         return "decode", "format", point.failure_details
-    psnr = point.measurement.mean["psnr_y"]
-    floor = judge.config.min_psnr_y
-    if psnr < floor:
-        return "quality", None, f"PSNR-Y {psnr:.2f} dB is under the floor of {floor:.1f} dB"
-    det = judge.determinism(name, clip)
-    if det.failure:
-        return "determinism", None, f"{det.failure}\n{det.details}"
-    return "pass", "ok", f"PSNR-Y {psnr:.2f} dB, {point.measurement.bytes} bytes; determinism: {det.details}"
+    quality = judge.gate("quality", name, clip, rung)
+    if not quality.passed:
+        return "quality", None, quality.message
+    det = judge.gate("determinism", name, clip)
+    if not det.passed:
+        return "determinism", None, det.message
+    details = judge.determinism(name, clip).details
+    return "pass", "ok", f"PSNR-Y {point.measurement.mean['psnr_y']:.2f} dB, {point.measurement.bytes} bytes; determinism: {details}"
 
 
 def purge_sandbox_keys() -> list[str]:

@@ -37,6 +37,7 @@ from harness.errors import ClipError, ConfigError, VideoFormatError
 from harness.ledger import Ledger, LedgerEntry, LedgerError
 from harness.metrics import PSNR_CAP_DB, compute_metrics
 from harness.render import ReportError, load_report, validate_report
+from harness.results import RunResults
 from harness.video import RAW_MAGIC, Video, chroma_shape, read_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -629,7 +630,7 @@ def _report_paths() -> list[tuple]:
     return _REPORT_PATHS
 
 
-def _load_report_bytes(data: bytes) -> dict | None:
+def _load_report_bytes(data: bytes) -> RunResults | None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "run.json"
         path.write_bytes(data)
@@ -662,7 +663,8 @@ def test_load_report_refuses_random_bytes(data):
 @given(data=st.data())
 def test_load_report_on_mutated_reports(data):
     """A valid report with one node replaced, deleted, set to NaN, or the file cut short:
-    either a ReportError, or read back as exactly the (still schema-valid) document."""
+    either a ReportError, or read back as exactly the (still schema-valid) document, whose typed
+    results write a schema-valid document again."""
     doc = _sample_report()
     path = data.draw(st.sampled_from(_report_paths()), label="path")
     parent = doc
@@ -686,7 +688,8 @@ def test_load_report_on_mutated_reports(data):
     if action == "nan":
         assert got is None, "a NaN/Infinity in a report was accepted"
     elif got is not None:
-        assert got == doc
+        assert got == RunResults.from_json(doc)
+        validate_report(got.to_json())
 
 
 # ----------------------------------------------------------------------------- result cache
@@ -871,7 +874,7 @@ def _deep(reader, where: str):
     [
         _deep(_deep_raw, "harness/video.py:173 (Video.read_from; reachable from a candidate's decoded output in runner.py:181)"),
         _deep(_deep_ledger, "harness/ledger.py:109 (Ledger.entries)"),
-        _deep(_deep_report, "harness/render.py:95 (load_report)"),
+        _deep(_deep_report, "harness/schema.py (read_json)"),
         _deep(_deep_cache, "harness/cache.py:54 (ResultCache.get raises instead of rejecting)"),
         _deep(_deep_manifest, "harness/clips.py:104 (load_manifest; also _load_sets at clips.py:51)"),
     ],

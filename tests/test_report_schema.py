@@ -37,7 +37,8 @@ def test_sample_report_is_valid(doc):
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
     validate_report(doc)
-    assert load_report(SAMPLE)["schema_version"] == 1
+    results = load_report(SAMPLE)
+    assert results.schema_version == 1 and set(results.candidates) == set(doc["candidates"])
 
 
 def test_sample_is_small_and_covers_failures(sample):
@@ -169,28 +170,22 @@ def test_later_additions_are_allowed(doc):
 
 
 def test_a_document_from_the_collector_is_valid(sample, tmp_path):
-    """What harness/report.py writes today matches the schema (guards against the two drifting apart)."""
+    """What harness/report.py writes today matches the schema (guards against the two drifting apart):
+    the sample's parts go in as the fragments tests record, in the report's own shape."""
     collector = ResultCollector()
-    collector.add({"kind": "settings", **sample["settings"]})
-    for clip in sample["clips"].values():
-        collector.add({"kind": "clip", **clip})
-    for clip, anchors in sample["anchors"].items():
-        for anchor, points in anchors.items():
-            collector.add({"kind": "anchor", "clip": clip, "anchor": anchor, "points": points})
+    collector.add({"kind": "results", "settings": sample["settings"], "champion": sample.get("champion")})
+    collector.add({"clips": sample["clips"], "anchors": sample["anchors"]})
     for name, cand in sample["candidates"].items():
-        collector.add(
-            {
-                "kind": "candidate",
-                "name": name,
-                **{k: cand[k] for k in ("sha256", "size_bytes", "path", "check")},
-            }
-        )
-        for point in cand["points"].values():
-            collector.add({"kind": "point", **point})
-        for det in cand["determinism"].values():
-            collector.add({"kind": "determinism", **det})
+        own = {k: cand[k] for k in ("sha256", "size_bytes", "path", "check")}
+        collector.add({"candidates": {name: own}})
+        for key, point in cand["points"].items():
+            collector.add({"candidates": {name: {"points": {key: point}}}})
+        for clip, det in cand["determinism"].items():
+            collector.add({"candidates": {name: {"determinism": {clip: det}}}})
         for clip, results in cand.get("bd", {}).items():
-            collector.add({"kind": "bd", "candidate": name, "clip": clip, "results": results})
+            collector.add({"candidates": {name: {"bd": {clip: results}}}})
+    with pytest.raises(ValueError, match="unknown record kind 'point'"):
+        collector.add({"kind": "point"})
     owner = {nodeid: name for name, cand in sample["candidates"].items() for nodeid in cand["tests"]}
     for nodeid, test in sample["tests"].items():
         collector.add_test(nodeid, test["outcome"], test["reason"], params={"candidate": owner[nodeid]} if nodeid in owner else None)

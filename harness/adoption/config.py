@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.errors import ConfigError, HarnessError
+from harness.gates import GATE_NAMES
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -62,15 +63,7 @@ class AdoptionConfig:
     max_secondary_regression_percent: float = 2.0
     require_all_clips_comparable: bool = True
     require_secondary: bool = True
-    required_tests: tuple[str, ...] = (
-        "test_contract",
-        "test_round_trip",
-        "test_rate",
-        "test_quality",
-        "test_limits",
-        "test_determinism",
-        "test_bd_rate",
-    )
+    required_gates: tuple[str, ...] = GATE_NAMES
     identical_score_decimals: int = 3
     bootstrap_anchor: str = "x265"
     source: str | None = None
@@ -84,7 +77,7 @@ class AdoptionConfig:
             "max_secondary_regression_percent": self.max_secondary_regression_percent,
             "require_all_clips_comparable": self.require_all_clips_comparable,
             "require_secondary": self.require_secondary,
-            "required_tests": list(self.required_tests),
+            "required_gates": list(self.required_gates),
             "identical_score_decimals": self.identical_score_decimals,
             "bootstrap_anchor": self.bootstrap_anchor,
         }
@@ -99,7 +92,8 @@ _KEYS = {
         "max_secondary_regression_percent",
         "require_all_clips_comparable",
         "require_secondary",
-        "required_tests",
+        "required_gates",
+        "required_tests",  # before 2026-12-05: test function names, read as the gates they project
         "identical_score_decimals",
     },
     "bootstrap": {"anchor"},
@@ -167,9 +161,7 @@ def _config_from(data: dict, where: str) -> AdoptionConfig:
                 f"{where}: adoption.secondary_metrics entries are metric names or lists of alternatives, got {group!r}"
             )
         secondary.append(tuple(alts))
-    required = get(a, "required_tests", list, "adoption.required_tests")
-    if not all(isinstance(t, str) and t for t in required):
-        raise ConfigError(f"{where}: adoption.required_tests must list test function names")
+    required = _required_gates(a, where)
     decimals = int(get(a, "identical_score_decimals", int, "adoption.identical_score_decimals"))
     if not 0 <= decimals <= 9:
         raise ConfigError(f"{where}: adoption.identical_score_decimals = {decimals} must be 0..9")
@@ -183,11 +175,30 @@ def _config_from(data: dict, where: str) -> AdoptionConfig:
             a, "require_all_clips_comparable", bool, "adoption.require_all_clips_comparable"
         ),
         require_secondary=get(a, "require_secondary", bool, "adoption.require_secondary"),
-        required_tests=tuple(required),
+        required_gates=required,
         identical_score_decimals=decimals,
         bootstrap_anchor=get(b, "anchor", str, "bootstrap.anchor") if "anchor" in b else "x265",
         source=where,
     )
+
+
+def _required_gates(a: dict, where: str) -> tuple[str, ...]:
+    """adoption.required_gates (harness.gates names); an older config's required_tests read as gates."""
+    if "required_gates" in a and "required_tests" in a:
+        raise ConfigError(f"{where}: give adoption.required_gates or the older required_tests, not both")
+    if "required_tests" in a:
+        names = a["required_tests"]
+        if not isinstance(names, list) or not all(isinstance(t, str) and t.startswith("test_") for t in names):
+            raise ConfigError(f"{where}: adoption.required_tests must list test function names")
+        names = [t.removeprefix("test_") for t in names]
+    else:
+        names = a.get("required_gates", list(GATE_NAMES))
+        if not isinstance(names, list):
+            raise ConfigError(f"{where}: adoption.required_gates must be a list of gate names")
+    unknown = [n for n in names if n not in GATE_NAMES]
+    if unknown:
+        raise ConfigError(f"{where}: unknown gate(s) {unknown} in adoption.required_gates; known: {', '.join(GATE_NAMES)}")
+    return tuple(names)
 
 
 def default_config_path(root: str | os.PathLike[str] | None = None) -> Path:

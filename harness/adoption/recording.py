@@ -26,22 +26,23 @@ from harness.adoption.rules import best_candidate, champion_of, verdict
 from harness.adoption.scores import as_dict, as_num, report_basis
 from harness.candidate import CandidateSource, discover_candidates
 from harness.ledger import Ledger, LedgerEntry
+from harness.results import load_report
+from harness.schema import ReportError
 
 __all__ = ["adopt", "ledger_table", "load_doc", "register"]
 
 
 def load_doc(report_path: Path) -> tuple[dict, str]:
+    """The report (read, validated and typed by harness.results.load_report) and its file's sha256."""
     try:
         data = report_path.read_bytes()
     except OSError as err:
         raise AdoptionError(f"cannot read the report {report_path}: {err}") from err
     try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise AdoptionError(f"the report {report_path} is not JSON: {err}") from err
-    if not isinstance(doc, dict) or not isinstance(doc.get("candidates"), dict):
-        raise AdoptionError(f"{report_path} is not a benchmark report (no `candidates` object)")
-    return doc, hashlib.sha256(data).hexdigest()
+        results = load_report(report_path)
+    except ReportError as err:
+        raise AdoptionError(f"{report_path} is not a valid benchmark report: {err}") from err
+    return results.to_json(), hashlib.sha256(data).hexdigest()
 
 
 def _report_label(path: Path, sha256: str) -> str:

@@ -25,13 +25,13 @@ from harness.adoption.scores import (
     bd_vs_from_points,
     fingerprint,
     first_line,
-    nodeid_kind,
     nodeid_short,
     overall_bd,
     report_basis,
 )
 from harness.bdrate import describe
-from harness.ledger import Ledger, LedgerEntry
+from harness.gates import POINT_GATES
+from harness.ledger import Ledger, LedgerEntry, champion_of
 
 __all__ = [
     "Verdict",
@@ -98,38 +98,53 @@ def ledger_entries(ledger: Ledger | Sequence[LedgerEntry] | None) -> list[Ledger
     return list(ledger)
 
 
-def champion_of(entries: Sequence[LedgerEntry]) -> LedgerEntry | None:
-    adopted = [e for e in entries if e.decision == "adopted"]
-    return adopted[-1] if adopted else None
-
-
 def correctness_problem(doc: Mapping, name: str, config: AdoptionConfig) -> str | None:
-    """Why the candidate did not pass (first failing test and its reason), or None."""
+    """Why the candidate is not correct (the first failed gate and its message, or a gate the run did
+    not judge), or None. Reads the gate results the suite recorded, never pytest test names."""
     cand = as_dict(as_dict(doc.get("candidates")).get(name))
-    tests = as_dict(cand.get("tests"))
-    if not tests:
-        return f"no test results for {name} in the report"
-    bad = [(nodeid, as_dict(t)) for nodeid, t in tests.items() if as_dict(t).get("outcome") != "passed"]
-    if bad:
-        failed = [b for b in bad if b[1].get("outcome") == "failed"] or bad
-        nodeid, test = failed[0]
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        outcome = test.get("outcome") or "did not pass"
-        why = first_line(test.get("reason")) or "no reason recorded"
-        return f"{nodeid_short(nodeid)} {outcome}: {why}{more}"
-    if cand.get("passed_all") is False:
-        return f"{name} did not pass every test (passed_all is false)"
-    kinds = {nodeid_kind(n) for n in tests}
-    missing = [k for k in config.required_tests if k not in kinds]
+    gates = {key: as_dict(g) for key, g in as_dict(cand.get("gates")).items()}
+    if not gates:
+        return f"no gate results for {name} in the report"
+    failed = [g for g in gates.values() if g.get("passed") is not True]
+    if failed:
+        first = failed[0]
+        where = " ".join(str(first[k]) for k in ("clip", "rung") if first.get(k))
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        why = first_line(first.get("message")) or "no reason recorded"
+        return f"{first.get('gate')}{f' on {where}' if where else ''} failed: {why}{more}"
+    missing = [key for key in expected_gate_keys(doc, config) if key not in gates]
     if missing:
-        return f"incomplete run: no {', '.join(missing)} result for {name} (was the suite filtered with -k?)"
-    clips = list(as_dict(doc.get("clips")))
-    no_bd = [c for c in clips if c not in as_dict(cand.get("bd"))]
-    if no_bd:
-        return f"incomplete run: no BD-rate for {name} on clip(s) {', '.join(no_bd)}"
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        return f"incomplete run: no result for {name} of gate {shown}"
+    bad_tests = [n for n, t in as_dict(cand.get("tests")).items() if as_dict(t).get("outcome") != "passed"]
+    if bad_tests:
+        test = as_dict(as_dict(cand.get("tests"))[bad_tests[0]])
+        why = first_line(test.get("reason")) or "no reason recorded"
+        return f"{nodeid_short(bad_tests[0])} {test.get('outcome') or 'did not pass'}: {why}"
     if not isinstance(cand.get("sha256"), str):
         return f"the report does not record {name}'s source hash (test_contract did not run)"
     return None
+
+
+def expected_gate_keys(doc: Mapping, config: AdoptionConfig) -> list[str]:
+    """Every gate key (harness.gates.Gate.key) a complete run records for a candidate: each
+    required gate on every clip and, for the per-point gates, at every rate point of the run."""
+    suite = as_dict(as_dict(doc.get("settings")).get("suite"))
+    keys = []
+    for gate in config.required_gates:
+        if gate == "contract":
+            keys.append(gate)
+            continue
+        for clip in as_dict(doc.get("clips")):
+            if gate not in POINT_GATES:
+                keys.append(f"{gate}/{clip}")
+                continue
+            if suite.get("rate_mode") == "ladder":
+                rungs = len(suite.get("ladder_bpp") or [])
+            else:
+                rungs = len(as_dict(as_dict(doc.get("anchors")).get(clip)).get(suite.get("rate_anchor", "x265")) or [])
+            keys += [f"{gate}/{clip}/r{r}" for r in range(rungs)]
+    return keys
 
 
 def _rounded(scores: Mapping, decimals: int) -> dict:

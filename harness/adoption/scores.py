@@ -9,7 +9,8 @@ import hashlib
 import math
 from collections.abc import Mapping
 
-from harness.bdrate import BDRateError, bd_rate
+from harness.bdrate import BDRateError
+from harness.results import Curve, bd_between, mean_bd
 
 __all__ = [
     "anchor_scores",
@@ -77,40 +78,26 @@ def _suite(doc: Mapping) -> dict:
     return as_dict(as_dict(doc.get("settings")).get("suite"))
 
 
-def _curve(doc: Mapping, name: str, clip: str, metric: str) -> list[tuple[float, float]]:
+def _curve(doc: Mapping, name: str, clip: str) -> Curve | None:
+    """The candidate's measured points on `clip` (failed points left out), or None without any."""
     points = []
     for point in as_dict(as_dict(as_dict(doc.get("candidates")).get(name)).get("points")).values():
         point = as_dict(point)
-        if point.get("clip") != clip or point.get("failure"):
-            continue
         m = as_dict(point.get("measurement"))
-        rate, quality = as_num(m.get("bitrate_bps")), as_num(as_dict(m.get("metrics")).get(metric))
-        if rate is not None and quality is not None:
-            points.append((rate, quality))
-    return sorted(points)
+        if point.get("clip") == clip and not point.get("failure") and as_num(m.get("bitrate_bps")) is not None:
+            metrics = {k: v for k, v in as_dict(m.get("metrics")).items() if as_num(v) is not None}
+            points.append({"bitrate_bps": m["bitrate_bps"], "metrics": metrics})
+    return Curve.of(points) if points else None
 
 
 def overall_bd(per_clip: Mapping[str, Mapping[str, Mapping]]) -> dict[str, dict]:
-    """Mean over comparable clips per metric, the others listed (as harness.report.overall_bd)."""
-    out: dict[str, dict] = {}
-    for clip, metrics in sorted(per_clip.items()):
-        for metric, result in as_dict(metrics).items():
-            slot = out.setdefault(metric, {"bd_rate": None, "clips": [], "excluded": {}, "values": {}})
-            result = as_dict(result)
-            if result.get("comparable") and as_num(result.get("bd_rate")) is not None:
-                slot["values"][clip] = result["bd_rate"]
-                slot["clips"].append(clip)
-            else:
-                slot["excluded"][clip] = result.get("warning") or "not comparable"
-    for slot in out.values():
-        values = slot["values"]
-        slot["bd_rate"] = sum(values.values()) / len(values) if values else None
-        slot["worst_clip"] = max(values, key=values.get) if values else None
-    return out
+    """Mean over comparable clips per metric against one reference (clip -> metric -> BD result)."""
+    return mean_bd({clip: {"ref": as_dict(metrics)} for clip, metrics in per_clip.items()}).get("ref", {})
 
 
 def bd_vs_from_points(doc: Mapping, name: str, champion: str) -> dict | None:
-    """BD-rate of `name` against `champion` from both candidates' points in the report."""
+    """BD-rate of `name` against `champion` from both candidates' points in the report
+    (harness.results.bd_between and mean_bd: the same computation the suite makes)."""
     suite = _suite(doc)
     metrics = [m for m in suite.get("bd_metrics") or [] if isinstance(m, str)]
     method = suite.get("bd_method") or "pchip"
@@ -126,14 +113,17 @@ def bd_vs_from_points(doc: Mapping, name: str, champion: str) -> dict | None:
     per_clip: dict[str, dict] = {}
     for clip in clips:
         per_clip[clip] = {}
+        ref, test = _curve(doc, champion, clip), _curve(doc, name, clip)
+        if ref is None or test is None:
+            continue
         for metric in metrics:
-            ref, test = _curve(doc, champion, clip, metric), _curve(doc, name, clip, metric)
-            if not ref or not test:
-                continue
             try:
-                per_clip[clip][metric] = bd_rate(ref, test, method=method).to_json()
+                found = bd_between(ref, test, [metric], method)
             except BDRateError as err:
                 per_clip[clip][metric] = {"bd_rate": None, "comparable": False, "warning": str(err)}
+                continue
+            if metric in found:
+                per_clip[clip][metric] = found[metric].to_json()
     return {
         "champion": champion,
         "per_clip": per_clip,

@@ -8,12 +8,14 @@ bounded in size. Nothing is re-run and nothing here raises on a missing or odd f
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness.results import load_report
+from harness.schema import ReportError
 
 __all__ = ["ClipScores", "PointRow", "anchor_scores", "cut_text", "failure_text", "load_doc"]
 
@@ -29,11 +31,11 @@ def _num(value: object) -> float | None:
 
 
 def load_doc(path: str | Path) -> dict | None:
+    """A report (harness.results.load_report: validated, typed) as its document, or None when unusable."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return load_report(path).to_json()
+    except ReportError:
         return None
-    return doc if isinstance(doc, dict) and isinstance(doc.get("candidates"), dict) else None
 
 
 def cut_text(text: str, limit: int) -> str:

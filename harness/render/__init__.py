@@ -3,8 +3,8 @@
 The input is the JSON document `pytest benchmarks/` writes (harness/report.py, described by
 harness/report.schema.json). Nothing here re-runs anything.
 
-- `load_report(path)` reads and validates a report; `validate_report(doc)` checks a document
-  against the schema and raises `ReportError` naming the path of the first problem (schema.py).
+- `load_report(path)` (harness.results) reads, validates and types a report; `validate_report(doc)`
+  (harness.schema) checks a document and raises `ReportError` naming the path of the first problem.
 - `render_html(doc)`: header, leaderboard, rate-distortion plots per clip (PNG, inline), failures
   with their captured text. No external URL: the page opens offline (html.py; plots.py draws).
 - `render_markdown(doc)`: a pull-request comment: verdict, BD-rate against the rate anchor (x265)
@@ -22,15 +22,9 @@ from __future__ import annotations
 from harness.render.cli import register, write_renderings
 from harness.render.html import render_html
 from harness.render.markdown import render_markdown
-from harness.render.schema import (
-    SCHEMA_PATH,
-    SUPPORTED_SCHEMA_VERSIONS,
-    ReportError,
-    json_path,
-    load_report,
-    validate_report,
-)
 from harness.render.view import bd_words
+from harness.results import load_report
+from harness.schema import SCHEMA_PATH, SUPPORTED_SCHEMA_VERSIONS, ReportError, json_path, validate_report
 
 __all__ = [
     "SCHEMA_PATH",

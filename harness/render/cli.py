@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -12,7 +11,8 @@ from pathlib import Path
 from harness.atomic import write_text_atomic
 from harness.render.html import render_html
 from harness.render.markdown import render_markdown
-from harness.render.schema import ReportError, load_report
+from harness.results import load_report
+from harness.schema import ReportError, read_json
 
 __all__ = ["register", "write_output", "write_renderings"]
 
@@ -43,13 +43,8 @@ def write_renderings(
 
 def _cli_render(args: argparse.Namespace) -> int:
     report = Path(args.report)
-    if args.no_validate:
-        try:
-            doc = json.loads(report.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ReportError(f"{report}: cannot read the report: {err}") from None
-    else:
-        doc = load_report(report)
+    # Without validation the renderings read whatever the file holds, tolerantly (a damaged report).
+    doc = read_json(report) if args.no_validate else load_report(report).to_json()
     outputs = [
         (args.html or report.with_suffix(".html"), render_html),
         (args.markdown or report.with_suffix(".md"), render_markdown),

@@ -1,4 +1,4 @@
-"""Reading a report file and checking it against harness/report.schema.json."""
+"""Reading a report file and checking it against harness/report.schema.json (harness.results types it)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ __all__ = [
     "SUPPORTED_SCHEMA_VERSIONS",
     "ReportError",
     "json_path",
-    "load_report",
+    "read_json",
+    "read_report",
     "validate_report",
 ]
 
-SCHEMA_PATH = Path(__file__).parents[1] / "report.schema.json"  # harness/report.schema.json
+SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
 
@@ -28,8 +29,8 @@ class ReportError(HarnessError):
     """A report file is missing, is not JSON, or does not match harness/report.schema.json."""
 
 
-def load_report(path: str | os.PathLike[str]) -> dict:
-    """Read a report JSON file and validate it; `ReportError` says what is wrong and where."""
+def read_json(path: str | os.PathLike[str]) -> object:
+    """A report file's JSON, parsed but not validated (NaN/Infinity refused); `ReportError` says why not."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -42,9 +43,16 @@ def load_report(path: str | os.PathLike[str]) -> dict:
         raise ValueError(f"{name} is not valid JSON (a report records a missing number as null)")
 
     try:
-        doc = json.loads(text, parse_constant=no_constant)
+        return json.loads(text, parse_constant=no_constant)
     except (ValueError, RecursionError) as err:
         raise ReportError(f"{path}: not a valid JSON report: {err}") from None
+
+
+def read_report(path: str | os.PathLike[str]) -> dict:
+    """Read a report JSON file and validate it; `ReportError` says what is wrong and where.
+
+    Use `harness.results.load_report`, which types what this returns."""
+    doc = read_json(path)
     try:
         validate_report(doc)
     except ReportError as err:

@@ -1,0 +1,219 @@
+"""The suite's policy: each gate a function from judged results to a pass or a failure with its text.
+
+The pytest tests in `benchmarks/test_codecs.py` are projections of these results (one test per
+gate and candidate x clip x rate point), the Judge records every gate it evaluates in the run's
+results, adoption reads those records (never pytest test names), and the hostile corpus in
+tests/ judges with the same functions. A threshold lives in fixtures/suite.toml, never here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.bdrate import BDResult
+from harness.candidate import CandidateSource
+from harness.config import SuiteConfig
+from harness.runner import Outcome
+from harness.video import Video
+
+__all__ = [
+    "GATE_NAMES",
+    "Gate",
+    "GateName",
+    "bd_rate_gate",
+    "contract_gate",
+    "determinism_gate",
+    "limits_gate",
+    "point_gates",
+    "quality_gate",
+    "rate_gate",
+    "round_trip_gate",
+]
+
+GateName = Literal["contract", "round_trip", "rate", "quality", "limits", "determinism", "bd_rate"]
+GATE_NAMES: tuple[GateName, ...] = GateName.__args__
+# Gates judged once per candidate x clip x rate point; the others once per candidate x clip
+# (determinism, bd_rate) or once per candidate (contract).
+POINT_GATES: tuple[GateName, ...] = ("round_trip", "rate", "quality", "limits")
+CLIP_GATES: tuple[GateName, ...] = ("determinism", "bd_rate")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate's result for one candidate (and clip, and rate point where it applies)."""
+
+    gate: GateName
+    candidate: str
+    passed: bool
+    message: str = ""  # why it failed, as the test prints it; empty when passed
+    clip: str | None = None
+    rung: str | None = None
+
+    @property
+    def key(self) -> str:
+        return "/".join(p for p in (self.gate, self.clip, self.rung) if p)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "gate": self.gate, "candidate": self.candidate, "clip": self.clip, "rung": self.rung,
+            "passed": self.passed, "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> Gate:
+        if data.get("gate") not in GATE_NAMES:
+            raise ValueError(f"unknown gate {data.get('gate')!r}; known: {', '.join(GATE_NAMES)}")
+        return cls(
+            gate=data["gate"], candidate=str(data["candidate"]), passed=bool(data["passed"]),
+            message=str(data.get("message") or ""), clip=data.get("clip"), rung=data.get("rung"),
+        )
+
+
+def _passed(gate: GateName, candidate: str, clip: str | None = None, rung: str | None = None) -> Gate:
+    return Gate(gate, candidate, True, "", clip, rung)
+
+
+def _failed(gate: GateName, candidate: str, message: str, clip: str | None = None, rung: str | None = None) -> Gate:
+    return Gate(gate, candidate, False, message, clip, rung)
+
+
+def contract_gate(source: CandidateSource, check: Outcome, config: SuiteConfig) -> Gate:
+    """The module imports in the sandbox, has the contract's shape, and ships no more than the cap."""
+    if not check.ok:
+        return _failed("contract", source.name, check.details())
+    size, cap = source.size_bytes, config.max_candidate_bytes
+    if size > cap:
+        return _failed(
+            "contract", source.name,
+            f"{source.name} ships {size} bytes of source and data, over the cap of {cap}: "
+            "a codec may not carry its test material",
+        )
+    return _passed("contract", source.name)
+
+
+def _point_failure(gate: GateName, point) -> Gate | None:
+    """A rate point without a measurement fails every point gate with the same reason."""
+    if point.ok:
+        return None
+    message = f"{point.candidate} on {point.clip} at {point.point.id}: {point.failure_details}"
+    return _failed(gate, point.candidate, message, point.clip, point.point.id)
+
+
+def round_trip_gate(point, source: Video) -> Gate:
+    """decode(encode(clip)) has the source's size, frame count and rate."""
+    failed = _point_failure("round_trip", point)
+    if failed:
+        return failed
+    fmt = point.decoded_format
+    got = (fmt["width"], fmt["height"], fmt["frames"], fmt["fps"])
+    want = (source.width, source.height, source.frames, str(source.fps))
+    if got != want:
+        return _failed(
+            "round_trip", point.candidate, f"decoded {got[0]}x{got[1]}, {got[2]} frames at {got[3]} fps; "
+            f"the source is {want[0]}x{want[1]}, {want[2]} frames at {want[3]} fps", point.clip, point.point.id,
+        )
+    return _passed("round_trip", point.candidate, point.clip, point.point.id)
+
+
+def rate_gate(point, config: SuiteConfig) -> Gate:
+    """The measured bitrate stays within max_overshoot x the target."""
+    failed = _point_failure("rate", point)
+    if failed:
+        return failed
+    target = point.point.target_bps
+    got = point.measurement.bitrate_bps
+    if got > config.max_overshoot * target:
+        return _failed(
+            "rate", point.candidate,
+            f"{got / 1000:.1f} kbps is {got / target:.2f} x the target "
+            f"{target / 1000:.1f} kbps (limit {config.max_overshoot:.2f} x)",
+            point.clip, point.point.id,
+        )
+    return _passed("rate", point.candidate, point.clip, point.point.id)
+
+
+def quality_gate(point, config: SuiteConfig) -> Gate:
+    """The decoded frames clear the PSNR-Y floor (mean over frames)."""
+    failed = _point_failure("quality", point)
+    if failed:
+        return failed
+    psnr_y = point.measurement.mean["psnr_y"]
+    if psnr_y < config.min_psnr_y:
+        return _failed(
+            "quality", point.candidate,
+            f"PSNR-Y {psnr_y:.2f} dB is under the floor of {config.min_psnr_y:.1f} dB: "
+            "the decoded frames do not reproduce the source",
+            point.clip, point.point.id,
+        )
+    return _passed("quality", point.candidate, point.clip, point.point.id)
+
+
+def limits_gate(point, source: Video, config: SuiteConfig) -> Gate:
+    """Each call's wall time and peak memory stay inside the budget for the clip's size."""
+    failed = _point_failure("limits", point)
+    if failed:
+        return failed
+    mpix = source.width * source.height * source.frames / 1e6
+    budgets = {
+        "encode": config.startup_s + config.encode_s_per_mpixel * mpix,
+        "decode": config.startup_s + config.decode_s_per_mpixel * mpix,
+    }
+    for stage, outcome in (("encode", point.encode), ("decode", point.decode)):
+        if outcome.wall_s > budgets[stage]:
+            return _failed(
+                "limits", point.candidate,
+                f"{stage} took {outcome.wall_s:.1f} s, over the budget of {budgets[stage]:.1f} s for {mpix:.2f} Mpixel",
+                point.clip, point.point.id,
+            )
+        if outcome.peak_rss_bytes > config.peak_rss_bytes:
+            return _failed(
+                "limits", point.candidate,
+                f"{stage} peaked at {outcome.peak_rss_bytes >> 20} MiB, over {config.peak_rss_bytes >> 20} MiB",
+                point.clip, point.point.id,
+            )
+    return _passed("limits", point.candidate, point.clip, point.point.id)
+
+
+def point_gates(point, source: Video, config: SuiteConfig) -> dict[GateName, Gate]:
+    """Every per-point gate of one rate point."""
+    return {
+        "round_trip": round_trip_gate(point, source),
+        "rate": rate_gate(point, config),
+        "quality": quality_gate(point, config),
+        "limits": limits_gate(point, source, config),
+    }
+
+
+def determinism_gate(result) -> Gate:
+    """Repeated encodes and decodes (other processes, thread counts, hash seeds) gave the same bytes."""
+    if result.failure:
+        return _failed(
+            "determinism", result.candidate, f"{result.candidate} on {result.clip}: {result.failure}\n{result.details}",
+            result.clip,
+        )
+    return _passed("determinism", result.candidate, result.clip)
+
+
+def bd_rate_gate(
+    candidate: str, clip: str, results: Mapping[str, Mapping[str, BDResult]] | None, config: SuiteConfig,
+    *, error: str | None = None,
+) -> Gate:
+    """BD-rate against the rate anchor on the primary metric: comparable and at most the gate."""
+    if error is not None:
+        return _failed("bd_rate", candidate, f"{candidate} on {clip}: {error}", clip)
+    anchor, metric = config.rate_anchor, config.bd_metrics[0]
+    primary = (results or {}).get(anchor, {}).get(metric)
+    if primary is None:
+        return _failed("bd_rate", candidate, f"{metric} was not measured on {clip}", clip)
+    if not primary.comparable:
+        return _failed("bd_rate", candidate, f"BD-rate against {anchor} not comparable: {primary.warning}", clip)
+    if primary.bd_rate > config.max_bd_rate_vs_anchor:
+        return _failed(
+            "bd_rate", candidate,
+            f"BD-rate {primary.describe()} against {anchor} on {metric} "
+            f"is over the gate of +{config.max_bd_rate_vs_anchor:g} %",
+            clip,
+        )
+    return _passed("bd_rate", candidate, clip)

@@ -1,0 +1,377 @@
+"""The typed results of a run: what every consumer of a report reads, and the one place its sums are made.
+
+A run's JSON report (`harness/report.schema.json`) is `RunResults.to_json()`; every reader
+(render, compare, adoption, the gate, evolve, the terminal summary) goes through
+`load_report` / `RunResults.from_json`, which validate against the schema. The computations
+several consumers need live here once: the rate-distortion `Curve` of a candidate or an
+anchor on a clip, `bd_between` two curves, and `mean_bd` over clips
+(the champion rule is `harness.ledger.champion_of`).
+
+Leaves that no consumer computes with (machine facts, versions, settings, per-frame metric
+lists, captured output) stay JSON mappings inside the typed records.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.bdrate import BDRateError, BDResult, average_bd_rate, bd_rate
+from harness.gates import Gate
+from harness.schema import SCHEMA_PATH, SUPPORTED_SCHEMA_VERSIONS, ReportError, read_report, validate_report
+
+__all__ = [
+    "SCHEMA_PATH",
+    "SCHEMA_VERSION",
+    "SUPPORTED_SCHEMA_VERSIONS",
+    "CandidateResults",
+    "Curve",
+    "ReportError",
+    "RunResults",
+    "bd_between",
+    "load_report",
+    "mean_bd",
+    "validate_report",
+]
+
+SCHEMA_VERSION = 1
+
+JSON = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- curves and sums
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Rate-distortion points of one codec (candidate or anchor) on one clip, low to high rate."""
+
+    points: tuple[tuple[float, Mapping[str, float]], ...]  # (bitrate_bps, metric -> mean over frames)
+
+    @classmethod
+    def of(cls, measurements: Iterable[Mapping]) -> Curve:
+        """From measurement JSON (`bitrate_bps`, `metrics`) or `Measurement` objects."""
+        points = []
+        for m in measurements:
+            if isinstance(m, Mapping):
+                points.append((float(m["bitrate_bps"]), dict(m.get("metrics") or {})))
+            else:
+                points.append((float(m.bitrate_bps), dict(m.mean)))
+        return cls(tuple(sorted(points, key=lambda p: p[0])))
+
+    def metrics(self) -> set[str]:
+        return set.intersection(*(set(q) for _, q in self.points)) if self.points else set()
+
+    def pairs(self, metric: str) -> list[tuple[float, float]]:
+        """(bitrate, quality) of every point that measured `metric`, sorted by rate."""
+        return sorted((rate, float(q[metric])) for rate, q in self.points if q.get(metric) is not None)
+
+
+def bd_between(reference: Curve, test: Curve, metrics: Sequence[str], method: str = "pchip") -> dict[str, BDResult]:
+    """BD-rate of `test` against `reference` on each metric both curves measured (candidates,
+    anchors and the champion alike: one function for all of them)."""
+    out: dict[str, BDResult] = {}
+    shared = reference.metrics() & test.metrics()
+    for metric in metrics:
+        if metric in shared:
+            out[metric] = bd_rate(reference.pairs(metric), test.pairs(metric), method=method)
+    return out
+
+
+def mean_bd(per_clip: Mapping[str, Mapping[str, Mapping[str, Mapping]]]) -> dict[str, dict[str, JSON]]:
+    """Mean BD-rate over clips, per reference (anchor or "champion") and metric: the report's `bd_overall`.
+
+    `per_clip` is clip -> reference -> metric -> BD result (JSON). Only comparable clips count;
+    the others are listed under `excluded` with their reason, `clips` names the ones averaged,
+    and `worst_clip` is the comparable clip with the most bits.
+    """
+    grouped: dict[str, dict[str, dict[str, BDResult]]] = {}
+    for clip, refs in sorted(per_clip.items()):
+        for ref, metrics in refs.items():
+            for metric, result in metrics.items():
+                grouped.setdefault(ref, {}).setdefault(metric, {})[clip] = _bd_result(result)
+    out: dict[str, dict[str, JSON]] = {}
+    for ref, metrics in grouped.items():
+        for metric, results in metrics.items():
+            try:
+                average = average_bd_rate(results)
+            except BDRateError as err:
+                raise ReportError(f"mean BD-rate against {ref} on {metric}: {err}") from err
+            values = {clip: results[clip].bd_rate for clip in average.included}
+            out.setdefault(ref, {})[metric] = {
+                "bd_rate": average.bd_rate,
+                "clips": list(average.included),
+                "excluded": dict(average.excluded),
+                "values": values,
+                "worst_clip": max(values, key=values.get) if values else None,
+            }
+    return out
+
+
+def _bd_result(data: Mapping | BDResult) -> BDResult:
+    if isinstance(data, BDResult):
+        return data
+    interval = data.get("interval")
+    rate_interval = data.get("rate_interval")
+    return BDResult(
+        bd_rate=data.get("bd_rate"),
+        bd_quality=data.get("bd_quality"),
+        overlap=float(data.get("overlap") or 0.0),
+        interval=tuple(interval) if interval else None,
+        comparable=bool(data.get("comparable")) and data.get("bd_rate") is not None,
+        warning=data.get("warning"),
+        method=data.get("method") or "pchip",
+        rate_overlap=float(data.get("rate_overlap") or 0.0),
+        rate_interval=tuple(rate_interval) if rate_interval else None,
+    )
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+_CANDIDATE_KEYS = (
+    "sha256", "size_bytes", "path", "check", "points", "determinism", "gates", "tests", "bd",
+    "bd_vs_champion", "bd_overall", "bd_by_set", "summary", "passed_all", "verdict",
+)
+
+
+@dataclass(frozen=True)
+class CandidateResults:
+    """One candidate's results in a run: its source, check, rate points, determinism, gates,
+    test outcomes, BD-rates per clip and overall against each anchor and the champion, verdict."""
+
+    name: str
+    sha256: str | None = None
+    size_bytes: int | None = None
+    path: str | None = None
+    check: JSON | None = None
+    points: Mapping[str, JSON] = field(default_factory=dict)  # "clip/rN" -> point record
+    determinism: Mapping[str, JSON] = field(default_factory=dict)  # clip -> determinism record
+    gates: Mapping[str, Gate] = field(default_factory=dict)  # Gate.key -> gate result
+    tests: Mapping[str, JSON] = field(default_factory=dict)  # pytest node id -> outcome record
+    bd: Mapping[str, Mapping[str, Mapping[str, JSON]]] | None = None  # clip -> anchor -> metric
+    bd_vs_champion: JSON | None = None
+    verdict: JSON | None = None
+    extra: JSON = field(default_factory=dict)  # fields this version does not know, kept as they are
+
+    # ---- derived, in one place
+    @property
+    def bd_overall(self) -> dict[str, dict[str, JSON]]:
+        return mean_bd(self.bd or {})
+
+    @property
+    def summary(self) -> dict[str, int]:
+        outcomes = [t["outcome"] for t in self.tests.values()]
+        return {o: outcomes.count(o) for o in sorted(set(outcomes))}
+
+    @property
+    def passed_all(self) -> bool:
+        outcomes = [t["outcome"] for t in self.tests.values()]
+        return bool(outcomes) and all(o == "passed" for o in outcomes)
+
+    def point(self, clip: str, rung: str) -> JSON | None:
+        return self.points.get(f"{clip}/{rung}")
+
+    def clips(self) -> list[str]:
+        return sorted({key.rsplit("/", 1)[0] for key in self.points})
+
+    def curve(self, clip: str) -> Curve | None:
+        """The candidate's curve on `clip`, or None when a rate point has no measurement."""
+        records = [p for key, p in self.points.items() if key.rsplit("/", 1)[0] == clip]
+        if not records or any(not p.get("measurement") for p in records):
+            return None
+        return Curve.of(p["measurement"] for p in records)
+
+    def failed_gates(self) -> list[Gate]:
+        return [g for g in self.gates.values() if not g.passed]
+
+    def by_set(self, clip_sets: Mapping[str, str], settings: Mapping) -> JSON | None:
+        """Public and held-out BD-rates side by side, flagging a candidate tuned to the public clips."""
+        if "heldout" not in clip_sets.values():
+            return None
+        suite = settings.get("suite", {}) if isinstance(settings, Mapping) else {}
+        anchor, metric = suite.get("rate_anchor", "x265"), (suite.get("bd_metrics") or ["psnr_yuv"])[0]
+        out: JSON = {}
+        for label in ("public", "heldout"):
+            subset = {c: r for c, r in (self.bd or {}).items() if clip_sets.get(c) == label}
+            out[label] = mean_bd(subset).get(anchor, {}).get(metric, {}).get("bd_rate")
+        limit = float(suite.get("heldout_gap_percent", 10.0))
+        gap = out["heldout"] - out["public"] if None not in (out["heldout"], out["public"]) else None
+        flag = None
+        if gap is not None and gap > limit:
+            flag = (
+                f"held-out clips need {gap:.1f} points more bits than the public ones (limit {limit:g}): "
+                "tuned to the public clips?"
+            )
+        out.update(anchor=anchor, metric=metric, gap_percent=gap, limit_percent=limit, flag=flag)
+        return out
+
+    def vs_champion_overall(self) -> JSON | None:
+        if not self.bd_vs_champion:
+            return None
+        per_clip = self.bd_vs_champion.get("per_clip") or {}
+        return mean_bd({clip: {"champion": r} for clip, r in per_clip.items()}).get("champion", {})
+
+    def to_json(self, *, clip_sets: Mapping[str, str], settings: Mapping, sha_of: Mapping[str, str | None]) -> JSON:
+        out: JSON = dict(self.extra)
+        for key in ("sha256", "size_bytes", "path", "check"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out["points"] = dict(self.points)
+        out["determinism"] = dict(self.determinism)
+        if self.gates:
+            out["gates"] = {key: gate.to_json() for key, gate in self.gates.items()}
+        out["tests"] = dict(self.tests)
+        if self.bd is not None:
+            out["bd"] = self.bd
+        if self.bd_vs_champion is not None:
+            vs = dict(self.bd_vs_champion)
+            vs["overall"] = self.vs_champion_overall()
+            # The source that ran in this report (the ledger's hash is in the run's champion).
+            vs["champion_sha256"] = sha_of.get(vs["champion"])
+            out["bd_vs_champion"] = vs
+        out["bd_overall"] = self.bd_overall
+        out["bd_by_set"] = self.by_set(clip_sets, settings)
+        out["summary"] = self.summary
+        out["passed_all"] = self.passed_all
+        if self.verdict is not None:
+            out["verdict"] = self.verdict
+        return out
+
+    @classmethod
+    def from_json(cls, name: str, data: Mapping) -> CandidateResults:
+        gates = {}
+        for key, value in (data.get("gates") or {}).items():
+            try:
+                gates[key] = Gate.from_json(value)
+            except (KeyError, TypeError, ValueError) as err:
+                raise ReportError(f"candidate {name}: gate {key}: {err}") from err
+        return cls(
+            name=name,
+            sha256=data.get("sha256"),
+            size_bytes=data.get("size_bytes"),
+            path=data.get("path"),
+            check=data.get("check"),
+            points=dict(data.get("points") or {}),
+            determinism=dict(data.get("determinism") or {}),
+            gates=gates,
+            tests=dict(data.get("tests") or {}),
+            bd=data.get("bd"),
+            bd_vs_champion=(
+                {k: v for k, v in data["bd_vs_champion"].items() if k not in ("overall", "champion_sha256")}
+                if data.get("bd_vs_champion") else None
+            ),
+            verdict=data.get("verdict"),
+            extra={k: v for k, v in data.items() if k not in _CANDIDATE_KEYS},
+        )
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """Everything a run judged, on which machine, with which versions."""
+
+    created_utc: str
+    machine: JSON
+    versions: JSON
+    git: JSON
+    settings: JSON
+    clips: Mapping[str, JSON]  # name -> path, sha256, size, frames, rate, set ("public" / "heldout")...
+    anchors: Mapping[str, Mapping[str, list[JSON]]]  # clip -> anchor -> points
+    champion: JSON | None
+    candidates: Mapping[str, CandidateResults]
+    tests: Mapping[str, JSON]
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def summary(self) -> dict[str, int]:
+        outcomes = [t["outcome"] for t in self.tests.values()]
+        return {o: outcomes.count(o) for o in sorted(set(outcomes))}
+
+    @property
+    def clip_sets(self) -> dict[str, str]:
+        return {name: info.get("set", "public") for name, info in self.clips.items()}
+
+    @property
+    def champion_name(self) -> str | None:
+        return (self.champion or {}).get("name")
+
+    def anchor_curve(self, clip: str, anchor: str) -> Curve | None:
+        points = (self.anchors.get(clip) or {}).get(anchor)
+        return Curve.of(p["measurement"] for p in points) if points else None
+
+    def bd_vs(self, candidate: str, reference: str, metrics: Sequence[str] | None = None) -> dict[str, dict[str, BDResult]]:
+        """BD-rate of one candidate against another (e.g. the champion) per clip, from their points:
+        clips where either curve is missing are left out."""
+        suite = self.settings.get("suite", {})
+        metrics = tuple(metrics or suite.get("bd_metrics") or ("psnr_yuv",))
+        method = suite.get("bd_method", "pchip")
+        a, b = self.candidates[candidate], self.candidates[reference]
+        out = {}
+        for clip in sorted(set(a.clips()) & set(b.clips())):
+            test, ref = a.curve(clip), b.curve(clip)
+            if test is not None and ref is not None:
+                out[clip] = bd_between(ref, test, metrics, method)
+        return out
+
+    def with_candidate(self, cand: CandidateResults) -> RunResults:
+        from dataclasses import replace
+
+        return replace(self, candidates={**self.candidates, cand.name: cand})
+
+    def to_json(self) -> JSON:
+        sha_of = {name: c.sha256 for name, c in self.candidates.items()}
+        return {
+            "schema_version": self.schema_version,
+            "created_utc": self.created_utc,
+            "machine": self.machine,
+            "versions": self.versions,
+            "git": self.git,
+            "settings": self.settings,
+            "clips": dict(self.clips),
+            "anchors": dict(self.anchors),
+            "champion": self.champion,
+            "candidates": {
+                name: c.to_json(clip_sets=self.clip_sets, settings=self.settings, sha_of=sha_of)
+                for name, c in self.candidates.items()
+            },
+            "tests": dict(self.tests),
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_json(cls, doc: object, *, validate: bool = True) -> RunResults:
+        """A report document (parsed JSON), checked against the schema first."""
+        if validate:
+            validate_report(doc)
+        assert isinstance(doc, dict)
+        return cls(
+            schema_version=doc["schema_version"],
+            created_utc=doc["created_utc"],
+            machine=doc["machine"],
+            versions=doc["versions"],
+            git=doc["git"],
+            settings=doc["settings"],
+            clips=doc["clips"],
+            anchors=doc["anchors"],
+            champion=doc.get("champion"),
+            candidates={name: CandidateResults.from_json(name, c) for name, c in doc["candidates"].items()},
+            tests=doc["tests"],
+        )
+
+
+def load_report(path: str | os.PathLike[str]) -> RunResults:
+    """The one way to read a report file: parsed, validated against the schema, typed."""
+    return RunResults.from_json(read_report(path), validate=False)
+
+
+def finite(value: object) -> float | None:
+    """A finite float, else None (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
