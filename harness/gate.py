@@ -3,8 +3,8 @@
 1. Finds the candidates added or changed relative to `--base` (`git diff base...HEAD`, plus
    uncommitted and untracked files, under candidates/; a package counts by its folder; deleted
    candidates are listed, not judged).
-2. Runs `python -m pytest benchmarks/test_codecs.py --candidates <those>` in a subprocess: the same
-   code path as `pytest benchmarks/`. The plugin adds the ledger's champion to the run; with no
+2. Runs `python -m pytest benchmarks/test_codecs.py --candidates <those>` in a subprocess
+   (`harness.suite.run_suite`, in the repository): the same code path as `pytest benchmarks/`. The plugin adds the ledger's champion to the run; with no
    champion yet every candidate runs, so that the first-champion rule (the best reference
    candidate) can be applied.
 3. Judges each changed candidate with harness.adoption against the *base branch's* ledger and
@@ -42,6 +42,7 @@ from harness.candidate import discover_candidates
 from harness.errors import HarnessError
 from harness.ledger import Ledger, LedgerEntry
 from harness.markdown import md_code, md_escape
+from harness.suite import SuiteOptions, run_suite
 
 __all__ = ["GateError", "GateResult", "changed_candidates", "register", "render_summary", "run_gate"]
 
@@ -259,11 +260,6 @@ def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
-def _new_report(report_dir: Path, before: set[Path]) -> Path | None:
-    fresh = [p for p in report_dir.glob("run-*.json") if p not in before]
-    return max(fresh, key=lambda p: p.stat().st_mtime_ns) if fresh else None
-
-
 def _render_html(report: Path, doc: Mapping) -> str | None:
     """Write the HTML page beside the report unless the suite already did; a note if it cannot."""
     target = report.with_suffix(".html")
@@ -357,48 +353,27 @@ def run_gate(
         out_dir = Path(report_dir) if report_dir else repo / "reports"
         if not out_dir.is_absolute():
             out_dir = repo / out_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
-        before = set(out_dir.glob("run-*.json"))
-        cmd = [
-            python,
-            "-m",
-            "pytest",
-            "benchmarks/test_codecs.py",
-            "-q",
-            "-rfE",
-            "--tb=short",
-            "--candidates",
-            ",".join(run),
-            "--report-dir",
-            str(out_dir),
-            "--ledger",
-            str(ledger_file),
-        ]
-        if clips:
-            cmd += ["--clips", clips]
-        if frames is not None:
-            cmd += ["--frames", str(frames)]
-        if cache_dir:
-            cmd += ["--cache-dir", str(cache_dir)]
-        if sandbox:
-            cmd += ["--sandbox", sandbox]
-        cmd += list(pytest_args)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(repo), *filter(None, [env.get("PYTHONPATH")])])
-        print("gate: " + " ".join(cmd), file=sys.stderr, flush=True)
-        try:
-            status = subprocess.run(cmd, check=False, cwd=repo, env=env).returncode
-        except OSError as err:
-            raise GateError(f"cannot run pytest: {err}") from err
-        result.pytest_status = status
-        report = _new_report(out_dir, before)
-        if status not in (0, 1) or report is None:
+        options = SuiteOptions(
+            clips=clips or "default",
+            frames=frames,
+            candidates=tuple(run),
+            report_dir=out_dir,
+            ledger=ledger_file,
+            cache_dir=cache_dir,
+            sandbox=sandbox or "bwrap",
+        )
+        suite = run_suite(options, root=repo, pytest_args=("-q", "-rfE", "--tb=short", *pytest_args), python=python)
+        status = result.pytest_status = suite.returncode
+        if status not in (0, 1) or suite.report is None:
             raise GateError(
                 f"pytest benchmarks/ exited with status {status} and "
-                + ("wrote no report" if report is None else f"wrote {report}")
+                + ("wrote no report" if suite.report is None else f"wrote {suite.report}")
                 + " (see its output above)"
             )
-        try:
+        if suite.results is None:
+            raise GateError(suite.problem or f"cannot read the report {suite.report}")
+        report = suite.report
+        try:  # the document as written: adoption reads it as JSON
             doc = json.loads(report.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise GateError(f"cannot read the report {report}: {err}") from err

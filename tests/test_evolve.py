@@ -16,8 +16,6 @@ import hashlib
 import io
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +32,7 @@ from harness.evolve.log import AttemptsLog
 from harness.evolve.loop import Evolution, RunSettings
 from harness.evolve.prompt import SYSTEM_TEXT, AttemptView, ChampionView, PromptInputs, build_prompt
 from harness.ledger import Ledger
+from harness.suite import SuiteOptions, run_suite
 
 try:  # anthropic SDK 2.x speaks httpx2; older ones httpx
     import httpx2 as httpx_sdk
@@ -143,13 +142,12 @@ def world(tmp_path_factory) -> dict:
     cands.mkdir()
     shutil.copy(REPO / "candidates" / "dct_inter.py", cands / "dct_inter.py")
     ledger = root / "ledger.jsonl"
-    cmd = [
-        sys.executable, "-m", "pytest", "benchmarks/test_codecs.py", "--candidates", "dct_inter",
-        "--clips", str(clips), "--frames", "3", "--report-dir", str(root / "seed"), "--cache-dir",
-        str(root / "cache"), "--ledger", str(ledger), "--candidates-dir", str(cands), "-q", "-p", "no:cacheprovider",
-    ]
-    done = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    options = SuiteOptions(
+        clips=str(clips), frames=3, report_dir=root / "seed", cache_dir=root / "cache", ledger=ledger,
+        candidates_dir=cands,
+    )
+    done = run_suite(options, ["dct_inter"], root=REPO, log=root / "seed.log", pytest_args=["-q"])
+    assert done.returncode == 0 and done.ok, (root / "seed.log").read_text()[-3000:]
     config = adoption.load_adoption_config(REPO / "fixtures" / "adoption.toml")
     entry = adoption.adopt(root / "seed" / "latest.json", "dct_inter", ledger=Ledger(ledger), candidates_dir=cands,
                            config=config)

@@ -28,6 +28,8 @@ from harness.__main__ import main as harness_main
 from harness.adoption import AdoptionConfig, Verdict, adopt, load_adoption_config
 from harness.candidate import discover_candidates
 from harness.ledger import Ledger, LedgerEntry
+from harness.results import RunResults
+from harness.suite import SuiteRun
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = "svt_park_joy_160x90_10f.y4m"
@@ -356,17 +358,16 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
         test.update(outcome="passed", reason=None)
     recorded["candidates"]["x264_pyav"]["passed_all"] = True
     calls = []
-    real_run = subprocess.run
 
-    def fake_run(cmd, *args, **kwargs):
-        if cmd[1:3] != ["-m", "pytest"]:
-            return real_run(cmd, *args, **kwargs)
-        calls.append(cmd)
-        out = Path(cmd[cmd.index("--report-dir") + 1])
+    def fake_run_suite(options, candidates=None, **kwargs):
+        calls.append((options, kwargs))
+        out = options.report_dir
+        out.mkdir(parents=True, exist_ok=True)
         (out / "run-fake.json").write_text(json.dumps(recorded))
-        return subprocess.CompletedProcess(cmd, 1)
+        results = RunResults.from_json(recorded, validate=False)
+        return SuiteRun(1, out / "run-fake.json", None, 0.0, ["python", "-m", "pytest"], results=results)
 
-    monkeypatch.setattr(gate.subprocess, "run", fake_run)
+    monkeypatch.setattr(gate, "run_suite", fake_run_suite)
     summary = tmp_path / "gate.md"
     assert (
         harness_main(
@@ -374,9 +375,9 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
         )
         == 1
     )
-    (cmd,) = calls
-    assert cmd[cmd.index("--candidates") + 1] == "dct_inter,x264_pyav"
-    assert Path(cmd[cmd.index("--ledger") + 1]).parent != repo  # the base branch's ledger, copied
+    ((options, kwargs),) = calls
+    assert options.candidates == ("dct_inter", "x264_pyav") and Path(kwargs["root"]) == repo.resolve()
+    assert options.ledger.parent != repo  # the base branch's ledger, copied
     text = summary.read_text()
     assert "no champion yet: the best passing candidate becomes the first (every candidate ran)" in text
     assert (
@@ -385,13 +386,7 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
     )
 
     # pytest itself failing (e.g. a usage error) is the gate's error, exit 2
-    monkeypatch.setattr(
-        gate.subprocess,
-        "run",
-        lambda cmd, *a, **k: (
-            subprocess.CompletedProcess(cmd, 4) if cmd[1:3] == ["-m", "pytest"] else real_run(cmd, *a, **k)
-        ),
-    )
+    monkeypatch.setattr(gate, "run_suite", lambda options, *a, **k: SuiteRun(4, None, "no report", 0.0, []))
     assert harness_main(["gate", "--repo", str(repo), "--report-dir", str(tmp_path / "rep2")]) == 2
     assert "pytest benchmarks/ exited with status 4 and wrote no report" in capsys.readouterr().err
 

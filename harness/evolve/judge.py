@@ -1,33 +1,30 @@
 """Judging one candidate: the suite run as a subprocess, then the verdict recorded in the ledger.
 
 The suite is exactly what `pytest benchmarks/` runs (benchmarks/test_codecs.py with the harness
-plugin, the candidate's code in the sandbox), started as `python -m pytest` in the project root
-with `--candidates NAME` and the run's clips, frames, ledger, cache and candidates folder. The
-plugin adds the ledger's champion to the run, so the report compares the two. The verdict is
-harness.adoption's; `adoption.adopt` appends "adopted" or "rejected". A candidate the suite
-failed, or one that never reached it (no code, a module that does not parse), is appended as
-"rejected" with the reason here, so every attempt has exactly one ledger entry.
+plugin, the candidate's code in the sandbox), started by `harness.suite.run_suite` in the project
+root (the working directory by default) with `--candidates NAME` and the run's clips, frames,
+ledger, cache and candidates folder. The plugin adds the ledger's champion to the run, so the
+report compares the two. The verdict is harness.adoption's; `adoption.adopt` appends "adopted"
+or "rejected". A candidate the suite failed, or one that never reached it (no code, a module
+that does not parse), is appended as "rejected" with the reason here, so every attempt has
+exactly one ledger entry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import os
-import signal
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import adoption
 from harness.errors import HarnessError
 from harness.ledger import Ledger, LedgerEntry
+from harness.suite import SuiteOptions, SuiteRun, log_tail
+from harness.suite import run_suite as run_the_suite
 
-__all__ = ["PROJECT_ROOT", "SuiteRun", "SuiteSetup", "record_rejection", "record_verdict", "run_suite"]
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SUITE_FILE = "benchmarks/test_codecs.py"
+__all__ = ["SuiteRun", "SuiteSetup", "record_rejection", "record_verdict", "run_suite"]
 
 
 @dataclass(frozen=True)
@@ -42,91 +39,31 @@ class SuiteSetup:
     fixtures_dir: Path | None = None
     timeout_s: float = 3600.0
     extra_args: tuple[str, ...] = ()
-    root: Path = PROJECT_ROOT
+    root: Path = field(default_factory=Path.cwd)  # the project root: the suite runs there
     python: str = sys.executable
 
-    def command(self, name: str, report_dir: Path) -> list[str]:
-        cmd = [
-            self.python, "-m", "pytest", SUITE_FILE,
-            "--candidates", name,
-            "--clips", self.clips,
-            "--candidates-dir", str(self.candidates_dir),
-            "--ledger", str(self.ledger),
-            "--report-dir", str(report_dir),
-            "-p", "no:cacheprovider", "-q", "-rN", "--color=no",
-        ]
-        if self.frames:
-            cmd += ["--frames", str(self.frames)]
-        if self.cache_dir is not None:
-            cmd += ["--cache-dir", str(self.cache_dir)]
-        if self.fixtures_dir is not None:
-            cmd += ["--fixtures-dir", str(self.fixtures_dir)]
-        return cmd + list(self.extra_args)
-
-
-@dataclass(frozen=True)
-class SuiteRun:
-    returncode: int | None
-    report: Path | None  # latest.json when the suite wrote one that judged `name`
-    problem: str | None  # why there is no usable report
-    wall_s: float
-    command: list[str]
+    def options(self, name: str, report_dir: Path) -> SuiteOptions:
+        return SuiteOptions(
+            clips=self.clips, frames=self.frames or None, candidates=(name,), candidates_dir=self.candidates_dir,
+            ledger=self.ledger, report_dir=Path(report_dir).resolve(), cache_dir=self.cache_dir,
+            fixtures_dir=self.fixtures_dir,
+        )
 
 
 def run_suite(setup: SuiteSetup, name: str, report_dir: Path, log_path: Path) -> SuiteRun:
-    """Run the suite on `name`; its output goes to `log_path`, its report to `report_dir`."""
-    report_dir = Path(report_dir)
-    latest = report_dir / "latest.json"
-    if latest.exists():
-        latest.unlink()  # a report from an interrupted earlier try must not be mistaken for this one
-    cmd = setup.command(name, report_dir.resolve())
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(setup.root), *filter(None, [env.get("PYTHONPATH")])])
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
-    with open(log_path, "wb") as log:
-        log.write(("$ " + " ".join(cmd) + "\n").encode())
-        log.flush()
-        proc = subprocess.Popen(
-            cmd, cwd=setup.root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            rc = proc.wait(timeout=setup.timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return SuiteRun(None, None, f"the suite did not finish within {setup.timeout_s:.0f} s and was killed",
-                            time.monotonic() - start, cmd)
-        except BaseException:
-            _kill_group(proc)
-            raise
-    wall = time.monotonic() - start
-    if not latest.exists():
-        tail = _tail(log_path)
-        return SuiteRun(rc, None, f"the suite wrote no report (exit status {rc}): {tail}", wall, cmd)
-    from harness.evolve.results import load_doc
+    """Run the suite on `name`; its output goes to `log_path`, its report to `report_dir`.
 
-    doc = load_doc(latest)
-    if doc is None or name not in doc["candidates"]:
-        return SuiteRun(rc, None, f"the suite's report does not judge {name} (exit status {rc}): {_tail(log_path)}",
-                        wall, cmd)
-    return SuiteRun(rc, latest, None, wall, cmd)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def _tail(path: Path, chars: int = 1500) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no output)"
-    return text[-chars:].strip() or "(no output)"
+    The run's `report` is None (and `problem` says why) unless the suite wrote a report that judged `name`."""
+    run = run_the_suite(
+        setup.options(name, report_dir), [name], root=setup.root, timeout=setup.timeout_s, log=log_path,
+        pytest_args=("-q", "-rN", "--color=no", *setup.extra_args), python=setup.python,
+    )
+    if run.problem is not None:
+        return dataclasses.replace(run, report=None)
+    if name not in run.results.candidates:
+        why = f"the suite's report does not judge {name} (exit status {run.returncode}): {log_tail(log_path)}"
+        return dataclasses.replace(run, report=None, problem=why)
+    return run
 
 
 def file_sha256(path: Path) -> str:
