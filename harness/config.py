@@ -33,6 +33,9 @@ class SuiteConfig:
     startup_s: float
     peak_rss_bytes: int
     max_candidate_bytes: int
+    # A result this far ahead of the rate anchor is flagged "too good to be true" in every report.
+    too_good_bd_rate_percent: float = -50.0
+    too_good_bits_fraction: float = 0.25
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -55,6 +58,10 @@ class SuiteConfig:
                 "peak_rss_bytes": self.peak_rss_bytes,
             },
             "max_candidate_bytes": self.max_candidate_bytes,
+            "flags": {
+                "too_good_bd_rate_percent": self.too_good_bd_rate_percent,
+                "too_good_bits_fraction": self.too_good_bits_fraction,
+            },
         }
 
 
@@ -115,4 +122,6 @@ def load_suite_config(path: Path) -> SuiteConfig:
         startup_s=float(_get(data, "budget.startup_s", num, path)),
         peak_rss_bytes=int(_get(data, "budget.peak_rss_bytes", int, path)),
         max_candidate_bytes=int(_get(data, "limits.max_candidate_bytes", int, path)),
+        too_good_bd_rate_percent=float(_get(data, "flags.too_good_bd_rate_percent", num, path)),
+        too_good_bits_fraction=float(_get(data, "flags.too_good_bits_fraction", num, path)),
     )

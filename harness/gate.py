@@ -18,7 +18,7 @@ The gate never writes the ledger: adoption after merge is `python -m harness ado
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import subprocess
 import sys
@@ -40,8 +40,9 @@ from harness.adoption import (
 from harness.bdrate import describe
 from harness.candidate import discover_candidates
 from harness.errors import HarnessError
-from harness.ledger import Ledger, LedgerEntry
+from harness.ledger import Ledger, LedgerEntry, champion_of
 from harness.markdown import md_code, md_escape
+from harness.session import HELDOUT_ENV
 from harness.suite import SuiteOptions, run_suite
 
 __all__ = ["GateError", "GateResult", "changed_candidates", "register", "render_summary", "run_gate"]
@@ -286,11 +287,18 @@ def run_gate(
     config_path: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     sandbox: str | None = None,
+    heldout: str | None = None,
+    waive_heldout: bool = False,
     pytest_args: Sequence[str] = (),
     python: str = sys.executable,
 ) -> GateResult:
-    """Judge the changed candidates of `repo` against `base` (see the module docstring)."""
+    """Judge the changed candidates of `repo` against `base` (see the module docstring).
+
+    Held-out clips (`heldout`, else $CODEC_HARNESS_HELDOUT: a folder or manifest outside the
+    repository) are judged beside the public ones; without them no candidate is adoptable unless
+    `waive_heldout` (said in the summary)."""
     repo = Path(repo).resolve()
+    heldout = heldout or os.environ.get(HELDOUT_ENV) or None
     if frames is not None and frames < 1:
         raise GateError(f"--frames must be at least 1, got {frames}")
     changed, removed = changed_candidates(repo, base)
@@ -317,9 +325,14 @@ def run_gate(
                 config = parse_adoption_config(text, f"{base}:{DEFAULT_CONFIG}")
             else:
                 config = load_adoption_config(repo / DEFAULT_CONFIG)
+        if waive_heldout:
+            config = dataclasses.replace(config, require_heldout=False)
+            notes.append("the held-out check was waived: the verdicts rest on the public clips alone")
+        elif not heldout:
+            notes.append(f"no held-out clips configured ({HELDOUT_ENV}): no candidate can be adopted")
         ledger = Ledger(ledger_file)
         entries = ledger.entries()
-        champion = next((e for e in reversed(entries) if e.decision == "adopted"), None)
+        champion = champion_of(entries)
 
         judge_changes = [p for p in changed_paths(repo, base) if _judges(p)]
         if changed and judge_changes:
@@ -361,6 +374,7 @@ def run_gate(
             ledger=ledger_file,
             cache_dir=cache_dir,
             sandbox=sandbox or "bwrap",
+            heldout=heldout,
         )
         suite = run_suite(options, root=repo, pytest_args=("-q", "-rfE", "--tb=short", *pytest_args), python=python)
         status = result.pytest_status = suite.returncode
@@ -373,10 +387,7 @@ def run_gate(
         if suite.results is None:
             raise GateError(suite.problem or f"cannot read the report {suite.report}")
         report = suite.report
-        try:  # the document as written: adoption reads it as JSON
-            doc = json.loads(report.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise GateError(f"cannot read the report {report}: {err}") from err
+        doc = suite.results.to_json()  # read once, by harness.results.load_report
         result.report = report
 
         judged = [n for n in changed if n in (doc.get("candidates") or {})]
@@ -438,6 +449,8 @@ def _cli_gate(args: argparse.Namespace) -> int:
         config_path=args.config,
         cache_dir=args.cache_dir,
         sandbox=args.sandbox,
+        heldout=args.heldout,
+        waive_heldout=args.waive_heldout,
         pytest_args=extra,
     )
     print(result.summary)
@@ -474,6 +487,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--cache-dir", default=None, help="anchor result cache (default: ~/.cache/codec-harness)")
     p.add_argument("--sandbox", choices=("bwrap", "none"), default=None, help="passed to the suite")
+    p.add_argument(
+        "--heldout", default=None,
+        help=f"held-out clips (folder or manifest, never in the repository; default: ${HELDOUT_ENV})",
+    )
+    p.add_argument(
+        "--waive-heldout", action="store_true",
+        help="judge without held-out clips (said in the summary; a result too good to be true is still refused)",
+    )
     p.add_argument(
         "pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="extra pytest arguments, after --"
     )

@@ -200,3 +200,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         )
     if state.collector.written:
         terminalreporter.write_sep("-", f"codec harness result: {state.collector.written}")
+        for name, cand in (state.collector.last_document or {}).get("candidates", {}).items():
+            for flag in cand.get("flags") or []:
+                terminalreporter.write_line(f"WARNING {name}: {flag}", yellow=True, bold=True)

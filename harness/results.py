@@ -134,7 +134,7 @@ def _bd_result(data: Mapping | BDResult) -> BDResult:
 
 _CANDIDATE_KEYS = (
     "sha256", "size_bytes", "path", "check", "points", "determinism", "gates", "tests", "bd",
-    "bd_vs_champion", "bd_overall", "bd_by_set", "summary", "passed_all", "verdict",
+    "bd_vs_champion", "bd_overall", "bd_by_set", "summary", "passed_all", "verdict", "flags", "totals",
 )
 
 
@@ -209,13 +209,61 @@ class CandidateResults:
         out.update(anchor=anchor, metric=metric, gap_percent=gap, limit_percent=limit, flag=flag)
         return out
 
+    def totals(self) -> JSON:
+        """What the candidate ships beside its bits, and both together as CLIC counts a decoder:
+        shipped bytes (source and data files) + the bytes of every bitstream it produced."""
+        bits = sum(int(p["measurement"]["bytes"]) for p in self.points.values() if p.get("measurement"))
+        shipped = self.size_bytes or 0
+        return {"shipped_bytes": shipped, "bitstream_bytes": bits, "decoder_inclusive_bytes": shipped + bits}
+
+    def flags(self, settings: Mapping, anchors: Mapping) -> list[str]:
+        """Warnings every report shows: a result far better than the rate anchor (e.g. a codec that
+        memorized the public clips and replays them from a few bytes) must be confirmed on held-out clips."""
+        suite = settings.get("suite", {}) if isinstance(settings, Mapping) else {}
+        limits = suite.get("flags") or {}
+        limit = float(limits.get("too_good_bd_rate_percent", -50.0))
+        fraction = float(limits.get("too_good_bits_fraction", 0.25))
+        anchor, metric = suite.get("rate_anchor", "x265"), (suite.get("bd_metrics") or ["psnr_yuv"])[0]
+        confirm = "too good to be true: confirm on held-out clips"
+        out = []
+        slot = self.bd_overall.get(anchor, {}).get(metric, {})
+        values = slot.get("values") or {}
+        if slot.get("bd_rate") is not None and slot["bd_rate"] < limit:
+            out.append(f"{confirm} (BD-rate {slot['bd_rate']:+.1f} % against {anchor} on {metric}, beyond {limit:g} %)")
+        elif any(v < limit for v in values.values()):
+            clip = min(values, key=values.get)
+            out.append(f"{confirm} (BD-rate {values[clip]:+.1f} % against {anchor} on {metric} on {clip}, beyond {limit:g} %)")
+        else:
+            found = self._cheap_point(anchors, anchor, metric, fraction)
+            if found:
+                out.append(f"{confirm} ({found})")
+        return out
+
+    def _cheap_point(self, anchors: Mapping, anchor: str, metric: str, fraction: float) -> str | None:
+        """A rate point whose quality reaches the anchor's at the same QP with a fraction of its bits."""
+        for key, point in sorted(self.points.items()):
+            m, qp = point.get("measurement"), point.get("anchor_qp")
+            ref = next((a for a in (anchors.get(point.get("clip")) or {}).get(anchor) or [] if a.get("qp") == qp), None)
+            if not m or ref is None or metric not in m.get("metrics", {}):
+                continue
+            mine, theirs = m["metrics"][metric], ref["measurement"]["metrics"].get(metric)
+            if theirs is not None and mine >= theirs and m["bytes"] <= fraction * ref["measurement"]["bytes"]:
+                share = 100.0 * m["bytes"] / max(ref["measurement"]["bytes"], 1)
+                return (
+                    f"{key}: {metric} {mine:.2f} reaches {anchor}'s {theirs:.2f} at QP {qp} "
+                    f"with {share:.1f} % of its bits"
+                )
+        return None
+
     def vs_champion_overall(self) -> JSON | None:
         if not self.bd_vs_champion:
             return None
         per_clip = self.bd_vs_champion.get("per_clip") or {}
         return mean_bd({clip: {"champion": r} for clip, r in per_clip.items()}).get("champion", {})
 
-    def to_json(self, *, clip_sets: Mapping[str, str], settings: Mapping, sha_of: Mapping[str, str | None]) -> JSON:
+    def to_json(
+        self, *, clip_sets: Mapping[str, str], settings: Mapping, sha_of: Mapping[str, str | None], anchors: Mapping
+    ) -> JSON:
         out: JSON = dict(self.extra)
         for key in ("sha256", "size_bytes", "path", "check"):
             if getattr(self, key) is not None:
@@ -237,6 +285,8 @@ class CandidateResults:
         out["bd_by_set"] = self.by_set(clip_sets, settings)
         out["summary"] = self.summary
         out["passed_all"] = self.passed_all
+        out["flags"] = self.flags(settings, anchors)
+        out["totals"] = self.totals()
         if self.verdict is not None:
             out["verdict"] = self.verdict
         return out
@@ -337,7 +387,7 @@ class RunResults:
             "anchors": dict(self.anchors),
             "champion": self.champion,
             "candidates": {
-                name: c.to_json(clip_sets=self.clip_sets, settings=self.settings, sha_of=sha_of)
+                name: c.to_json(clip_sets=self.clip_sets, settings=self.settings, sha_of=sha_of, anchors=self.anchors)
                 for name, c in self.candidates.items()
             },
             "tests": dict(self.tests),

@@ -8,6 +8,7 @@ them into pytest usage errors.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from harness.anchors import load_anchor_specs
@@ -25,13 +26,21 @@ from harness.suite import SuiteOptions
 __all__ = ["add_verdicts", "build_judge", "champion", "clip_sets"]
 
 
+HELDOUT_ENV = "CODEC_HARNESS_HELDOUT"
+
+
 def clip_sets(options: SuiteOptions, root: Path) -> tuple[str, list[Clip], dict[str, str]]:
-    """(set name, clips, clip -> "public" / "heldout"): --clips, and --heldout renamed heldout-*."""
+    """(set name, clips, clip -> "public" / "heldout"): --clips, and --heldout renamed heldout-*.
+
+    Without --heldout, $CODEC_HARNESS_HELDOUT names the held-out set: the maintainer configures it
+    (e.g. a CI secret or variable pointing at a folder or a manifest of URL + sha256) and it is
+    never in the repository; adoption refuses to decide without held-out clips."""
     config = options.fixtures_path(root) / "clipsets.toml"
     set_name, clips = resolve_clip_set(options.clips, config=config, root=root)
     sets = {c.name: "public" for c in clips}
-    if options.heldout:
-        held_name, held = resolve_clip_set(options.heldout, config=config, root=root)
+    heldout = options.heldout or os.environ.get(HELDOUT_ENV) or None
+    if heldout:
+        held_name, held = resolve_clip_set(heldout, config=config, root=root)
         held = [dataclasses.replace(c, name=f"heldout-{c.name}") for c in held]
         sets.update({c.name: "heldout" for c in held})
         clips = clips + held

@@ -10,6 +10,7 @@ test asserts follows from the data, not from a constant typed twice.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -18,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from harness import adoption
-from harness.gates import Gate
 from harness.__main__ import main as harness_main
 from harness.adoption import (
     AdoptionConfig,
@@ -33,6 +33,7 @@ from harness.adoption import (
 from harness.bdrate import bd_rate
 from harness.candidate import discover_candidates
 from harness.errors import ConfigError
+from harness.gates import Gate
 from harness.ledger import Ledger, LedgerEntry
 from harness.results import mean_bd as overall_bd
 
@@ -87,7 +88,9 @@ def doc(raw) -> dict:
 
 @pytest.fixture
 def config() -> AdoptionConfig:
-    return load_adoption_config(REPO / "fixtures" / "adoption.toml")
+    """The shipped thresholds with the held-out check waived: the recorded report has no held-out
+    clips, and these tests are about the other rules (the held-out rule: test_*held_out*)."""
+    return dataclasses.replace(load_adoption_config(REPO / "fixtures" / "adoption.toml"), require_heldout=False)
 
 
 def _resummarize(d: dict, name: str) -> None:
@@ -602,6 +605,11 @@ def test_cli_adopt_and_ledger(doc, tmp_path, capsys):
     assert harness_main(["ledger", "--ledger", str(ledger)]) == 0
     assert "champion: none yet" in capsys.readouterr().out
 
+    # The report has no held-out clips: refused (exit 2, nothing recorded) unless explicitly waived.
+    assert harness_main(["adopt", str(report), "x264_pyav", *common]) == 2
+    assert "no held-out clips were judged" in capsys.readouterr().err
+    assert ledger.read_text() == ""
+    common.append("--waive-heldout")
     assert harness_main(["adopt", str(report), "--best", *common]) == 0
     out = capsys.readouterr().out
     assert out.startswith("adopted: x264_pyav (seq 1, source ")
@@ -620,6 +628,7 @@ def test_cli_adopt_and_ledger(doc, tmp_path, capsys):
     assert table[1].split()[:1] == ["1"] and "x264_pyav" in table[1] and "+8.2 %" in table[1]
     assert "dct_inter" in table[2] and "rejected" in table[2]
     assert table[-1].startswith("champion: x264_pyav (seq 1, source ")
+    assert Ledger(ledger).entries()[0].extra["config"]["require_heldout"] is False  # the waiver, recorded
     assert len(assert_valid_jsonl(ledger)) == 2
 
 
@@ -652,3 +661,49 @@ def test_latest_json_is_recorded_as_its_run_file(doc, config, tmp_path, monkeypa
         latest, "x264_pyav", ledger=Ledger(tmp_path / "ledger.jsonl"), candidates_dir=folder, config=config
     )
     assert entry.report == "reports/run-test.json"
+
+
+def test_without_held_out_clips_no_verdict_stands(doc, tmp_path):
+    """The shipped config requires held-out clips: without them nothing is adoptable or recorded."""
+    shipped = load_adoption_config(REPO / "fixtures" / "adoption.toml")
+    assert shipped.require_heldout
+    v = verdict(doc, "x264_pyav", config=shipped, ledger=[])
+    assert not v.adoptable and not v.judged and v.decision == "rejected"
+    assert v.reason.startswith("no held-out clips were judged: adoption needs them (point CODEC_HARNESS_HELDOUT")
+    assert v.reasons[1].startswith("on the public clips alone: ")
+    folder, report = project(tmp_path, doc, ["dct_inter", "x264_pyav"])
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    with pytest.raises(AdoptionError, match="cannot decide about x264_pyav .*no held-out clips were judged"):
+        adopt(report, "x264_pyav", ledger=ledger, candidates_dir=folder, config=shipped)
+    assert ledger.entries() == []
+
+
+def test_held_out_clips_in_the_report_let_the_verdict_stand(doc, config):
+    shipped = load_adoption_config(REPO / "fixtures" / "adoption.toml")
+    waived = verdict(doc, "x264_pyav", config=config, ledger=[])
+    d = copy.deepcopy(doc)
+    d["clips"][PARK]["set"] = "heldout"
+    assert verdict(d, "x264_pyav", config=shipped, ledger=[]) == waived
+
+
+def test_a_waived_check_still_refuses_a_result_too_good_to_be_true(doc, config):
+    d = copy.deepcopy(doc)
+    d["candidates"]["x264_pyav"]["flags"] = ["too good to be true: confirm on held-out clips (BD-rate -97.0 %)"]
+    v = verdict(d, "x264_pyav", config=config, ledger=[])
+    assert not v.adoptable and not v.judged
+    assert v.reason == "too good to be true: confirm on held-out clips (BD-rate -97.0 %); the held-out check was waived"
+
+
+def test_adoption_config_reads_older_required_tests_as_gates(tmp_path):
+    text = (REPO / "fixtures" / "adoption.toml").read_text()
+    old = text.replace(
+        'required_gates = ["contract", "round_trip", "rate", "quality", "limits", "determinism", "bd_rate"]',
+        'required_tests = ["test_contract", "test_rate"]',
+    )
+    assert old != text
+    path = tmp_path / "adoption.toml"
+    path.write_text(old)
+    assert load_adoption_config(path).required_gates == ("contract", "rate")
+    path.write_text(text.replace('"bd_rate"]', '"bd_rate", "speed"]'))
+    with pytest.raises(ConfigError, match=r"unknown gate\(s\) \['speed'\]"):
+        load_adoption_config(path)

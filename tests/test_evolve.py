@@ -174,6 +174,7 @@ def settings_for(project: dict, **stop) -> RunSettings:
     return RunSettings(
         run_dir=project["run"], candidates_dir=project["cands"], ledger=project["ledger"],
         adoption_config=REPO / "fixtures" / "adoption.toml", config=config, cache_dir=project["cache"],
+        waive_heldout=True,  # the scripted runs judge public clips only (held-out: test_adoption, test_suite_e2e)
     )
 
 

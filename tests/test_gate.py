@@ -93,6 +93,9 @@ def workspace(tmp_path_factory, shared_clip) -> dict[str, Path]:
     clips = top / "clips"
     clips.mkdir()
     shutil.copy(shared_clip, clips / "park.y4m")
+    heldout = top / "heldout"  # outside the repository, as CODEC_HARNESS_HELDOUT would name it
+    heldout.mkdir()
+    shutil.copy(shared_clip.parent / "cisco_vt2people_320x192_9f.mkv", heldout / "people.mkv")
     repo = init_repo(top / "project")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for folder in ("harness", "benchmarks", "fixtures"):
@@ -114,7 +117,10 @@ def workspace(tmp_path_factory, shared_clip) -> dict[str, Path]:
     (repo / "ledger.jsonl.lock").unlink()
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "project with two reference candidates; champion dct_inter")
-    return {"top": top, "repo": repo, "clips": clips, "cache": top / "cache", "reports": top / "reports"}
+    return {
+        "top": top, "repo": repo, "clips": clips, "heldout": heldout, "cache": top / "cache",
+        "reports": top / "reports",
+    }
 
 
 def run_gate_cli(ws: dict[str, Path], summary: Path, *extra: str) -> int:
@@ -135,6 +141,8 @@ def run_gate_cli(ws: dict[str, Path], summary: Path, *extra: str) -> int:
             str(ws["reports"]),
             "--summary",
             str(summary),
+            "--heldout",
+            str(ws["heldout"]),
             *extra,
         ]
     )
@@ -218,7 +226,7 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
         "is this the same codec?"
     ) in text
     broken_line = next(line for line in text.splitlines() if line.startswith("- **`broken`**"))
-    assert broken_line.startswith("- **`broken`** — failed: test\\_quality\\[broken-park-r0\\] failed: PSNR-Y ")
+    assert broken_line.startswith("- **`broken`** — failed: quality on park r0 failed: PSNR-Y ")
     assert "under the floor" in broken_line
     assert "this change edits ledger.jsonl; the gate judged against main's ledger" in text
     assert "this change also edits how candidates are judged (ledger.jsonl)" in text
@@ -356,6 +364,8 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
     recorded = json.loads((REPO / "tests" / "data" / "adoption_report.json").read_text())
     for test in recorded["candidates"]["x264_pyav"]["tests"].values():
         test.update(outcome="passed", reason=None)
+    for result in recorded["candidates"]["x264_pyav"]["gates"].values():
+        result.update(passed=True, message="")
     recorded["candidates"]["x264_pyav"]["passed_all"] = True
     calls = []
 
@@ -371,7 +381,8 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
     summary = tmp_path / "gate.md"
     assert (
         harness_main(
-            ["gate", "--repo", str(repo), "--report-dir", str(tmp_path / "rep"), "--summary", str(summary)]
+            ["gate", "--repo", str(repo), "--report-dir", str(tmp_path / "rep"), "--summary", str(summary),
+             "--waive-heldout"]
         )
         == 1
     )
@@ -379,6 +390,7 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
     assert options.candidates == ("dct_inter", "x264_pyav") and Path(kwargs["root"]) == repo.resolve()
     assert options.ledger.parent != repo  # the base branch's ledger, copied
     text = summary.read_text()
+    assert "the held-out check was waived: the verdicts rest on the public clips alone" in text
     assert "no champion yet: the best passing candidate becomes the first (every candidate ran)" in text
     assert (
         "- **`dct_inter`** — rejected: not the best reference candidate for the first champion: x264\\_pyav"
@@ -411,6 +423,7 @@ def test_the_workflow_runs_the_gate_on_candidate_pull_requests():
         "pull-requests: write",
         gate.MARKER,
         "steps.gate.outputs.status != '0'",
+        "CODEC_HARNESS_HELDOUT: ${{ vars.CODEC_HARNESS_HELDOUT }}",
     ):
         assert needle in text, needle
     try:

@@ -9,12 +9,14 @@ harness's JSON result is read back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -204,3 +206,61 @@ def test_oversized_payload_and_a_conftest_in_candidates(pytester, monkeypatch):
     assert state == "failed" and re.search(r"ships 1[78]\d{6} bytes .* over the cap of 16777216", message), message
     state, message = outcomes["test_contract[conftest]"]
     assert state == "failed" and "conftest.py is not a candidate" in message, message
+
+
+def _memorizer(folder: Path, clips: list[Path]) -> Path:
+    """The memorizing candidate (tests/hostile/_memorize.py) built with the decoded frames of `clips`."""
+    from harness.video import read_video
+
+    package = folder / "memorize"
+    package.mkdir(parents=True)
+    shutil.copy(TESTS / "hostile" / "_memorize.py", package / "__init__.py")
+    arrays, keys = {}, []
+    for i, clip in enumerate(clips):
+        video = read_video(clip, max_frames=3)[0]
+        keys.append(hashlib.sha256(np.ascontiguousarray(video.y[0]).tobytes()).hexdigest())
+        arrays.update({f"y{i}": video.y, f"u{i}": video.u, f"v{i}": video.v})
+    np.savez_compressed(package / "clips.npz", keys=np.array(keys), **arrays)
+    return package
+
+
+def test_memorized_public_clips_are_flagged_and_fail_on_held_out_clips(pytester, monkeypatch):
+    """Trick 3 of issue 13: a candidate carrying the public clips (under the size cap) replays them from a
+    few bytes. Every report flags it "too good to be true"; held-out clips expose it; adoption refuses
+    it without them."""
+    paths = _project(pytester, monkeypatch, {})
+    for extra in ("truncated_bus.mkv", "notes.mkv"):
+        (paths["clips"] / extra).unlink()
+    heldout = pytester.path / "heldout"
+    heldout.mkdir()
+    shutil.copy(_shared_fixtures() / "cisco_vt2people_320x192_9f.mkv", heldout / "vt2people.mkv")
+    _memorizer(paths["cands"], [paths["clips"] / "park_joy.y4m"])
+
+    result = _run_suite(pytester, paths, f"--heldout={heldout}")
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, text[-5000:]
+    doc = json.loads((paths["reports"] / "latest.json").read_text())
+    cand = doc["candidates"]["memorize"]
+    assert cand["flags"] and cand["flags"][0].startswith("too good to be true: confirm on held-out clips"), cand["flags"]
+    public = cand["bd"]["park_joy"]["x265"]["psnr_yuv"]
+    assert public["comparable"] and public["bd_rate"] < -90, public
+    totals = cand["totals"]
+    assert totals["bitstream_bytes"] < 400 and totals["shipped_bytes"] > 50 * totals["bitstream_bytes"], totals
+    assert totals["decoder_inclusive_bytes"] == totals["shipped_bytes"] + totals["bitstream_bytes"]
+    held = {k: g for k, g in cand["gates"].items() if "heldout-vt2people" in k and k.startswith("quality/")}
+    assert held and not any(g["passed"] for g in held.values()), held
+    assert all("is under the floor" in g["message"] for g in held.values())
+    assert cand["verdict"]["decision"] == "failed"
+    assert "heldout-vt2people" in cand["verdict"]["reason"], cand["verdict"]
+    markdown = (paths["reports"] / "latest.md").read_text()
+    assert "too good to be true" in markdown
+    assert "too good to be true" in (paths["reports"] / "latest.html").read_text()
+    assert re.search(r"WARNING memorize: too good to be true: confirm on held-out clips", text), text[-3000:]
+
+    # Without held-out clips every public test passes, and adoption still refuses the candidate.
+    result = _run_suite(pytester, paths)
+    doc = json.loads((paths["reports"] / "latest.json").read_text())
+    cand = doc["candidates"]["memorize"]
+    assert all(g["passed"] for g in cand["gates"].values()), [g for g in cand["gates"].values() if not g["passed"]]
+    assert cand["flags"] and not cand["verdict"]["adoptable"]
+    assert "held-out" in cand["verdict"]["reason"], cand["verdict"]

@@ -66,6 +66,9 @@ class AdoptionConfig:
     required_gates: tuple[str, ...] = GATE_NAMES
     identical_score_decimals: int = 3
     bootstrap_anchor: str = "x265"
+    # Adoption judges held-out clips too (a candidate could carry the public ones inside itself);
+    # False only by an explicit waiver (`adopt --waive-heldout`), recorded in the ledger entry.
+    require_heldout: bool = True
     source: str | None = None
 
     def to_json(self) -> dict[str, object]:
@@ -80,6 +83,7 @@ class AdoptionConfig:
             "required_gates": list(self.required_gates),
             "identical_score_decimals": self.identical_score_decimals,
             "bootstrap_anchor": self.bootstrap_anchor,
+            "require_heldout": self.require_heldout,
         }
 
 
@@ -97,6 +101,7 @@ _KEYS = {
         "identical_score_decimals",
     },
     "bootstrap": {"anchor"},
+    "heldout": {"required"},
 }
 
 
@@ -127,6 +132,7 @@ def _config_from(data: dict, where: str) -> AdoptionConfig:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
     a = data.get("adoption")
     b = data.get("bootstrap", {})
+    h = data.get("heldout", {})
     if not isinstance(a, dict):
         raise ConfigError(f"{where}: missing the [adoption] table")
 
@@ -178,6 +184,7 @@ def _config_from(data: dict, where: str) -> AdoptionConfig:
         required_gates=required,
         identical_score_decimals=decimals,
         bootstrap_anchor=get(b, "anchor", str, "bootstrap.anchor") if "anchor" in b else "x265",
+        require_heldout=get(h, "required", bool, "heldout.required") if "required" in h else True,
         source=where,
     )
 

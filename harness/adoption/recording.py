@@ -9,9 +9,11 @@ and `python -m harness ledger` are registered here.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -223,6 +225,9 @@ def ledger_table(entries: Sequence[LedgerEntry], *, primary: str = "psnr_yuv", a
 
 def _cli_adopt(args: argparse.Namespace) -> int:
     config = load_adoption_config(args.config or default_config_path())
+    if args.waive_heldout:
+        config = dataclasses.replace(config, require_heldout=False)  # recorded with the entry's config
+        print("held-out check waived: the decision rests on the public clips alone", file=sys.stderr)
     ledger = Ledger(args.ledger)
     if bool(args.candidate) == bool(args.best):
         raise AdoptionError("name one CANDIDATE or pass --best (the best adoptable candidate of the report)")
@@ -281,6 +286,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="adoption thresholds (default: fixtures/adoption.toml)")
     p.add_argument(
         "--force-record", action="store_true", help="record a rejection again even if already recorded"
+    )
+    p.add_argument(
+        "--waive-heldout", action="store_true",
+        help="decide without held-out clips in the report (recorded in the entry; a result flagged too good "
+        "to be true is still refused)",
     )
     p.set_defaults(func=_cli_adopt)
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -329,10 +330,10 @@ def verdict(
 ) -> Verdict:
     """Judge candidate `name` of report `doc` against the ledger's champion (see the module docstring).
 
-    The rules, in order: correctness (every test passed, the run is complete), then with no
+    The rules, in order: correctness (every gate passed, the run is complete), then with no
     champion yet the bootstrap rule (the best passing candidate against the anchor), else the
-    vs-champion rule (margin, clips, secondary metrics). The identical-results rule adds its reason
-    to every verdict. `established`: candidates that stand when another candidate of the same
+    vs-champion rule (margin, clips, secondary metrics), then the held-out rule (no verdict stands
+    without held-out clips, unless waived). The identical-results rule adds its reason to every verdict. `established`: candidates that stand when another candidate of the same
     report has identical bitstreams (the gate passes those a pull request did not change).
     """
     cands = as_dict(doc.get("candidates"))
@@ -344,9 +345,34 @@ def verdict(
     failed = correctness_rule(case)
     if failed is not None:
         return failed
-    if case.champion is None:
-        return bootstrap_rule(case)
-    return vs_champion_rule(case)
+    decided = bootstrap_rule(case) if case.champion is None else vs_champion_rule(case)
+    return heldout_rule(case, decided)
+
+
+HELDOUT_MISSING = (
+    "no held-out clips were judged: adoption needs them (point CODEC_HARNESS_HELDOUT at a folder or a "
+    "manifest of clips kept outside the repository, or waive the check with --waive-heldout)"
+)
+
+
+def heldout_rule(case: _Case, decided: Verdict) -> Verdict:
+    """Without held-out clips in the report, no verdict stands (a candidate may carry the public clips
+    inside itself) unless the check was waived; with it waived, a result flagged too good to be
+    true still cannot be adopted."""
+    clips = as_dict(case.doc.get("clips"))
+    if any(as_dict(info).get("set") == "heldout" for info in clips.values()):
+        return decided
+    flags = as_dict(as_dict(case.doc.get("candidates")).get(case.name)).get("flags") or []
+    if case.config.require_heldout:
+        why = HELDOUT_MISSING
+    elif flags:
+        why = f"{flags[0]}; the held-out check was waived"
+    else:
+        return decided
+    return dataclasses.replace(
+        decided, decision="rejected", adoptable=False, judged=False,
+        reasons=[why, f"on the public clips alone: {decided.decision}: {decided.reason}", *decided.reasons[1:]],
+    )
 
 
 def _case(

@@ -80,6 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--cache-dir", type=Path, default=None, help="the suite's anchor cache")
     f.add_argument("--fixtures-dir", type=Path, default=None, help="the suite's --fixtures-dir")
     f.add_argument("--adoption-config", type=Path, default=None, help="default: fixtures/adoption.toml")
+    f.add_argument(
+        "--waive-heldout", action="store_true",
+        help="adopt without held-out clips (CODEC_HARNESS_HELDOUT unset); recorded in every ledger entry",
+    )
     p.add_argument("--show-prompt", action="store_true",
                    help="print the prompt the next attempt would send and exit (no request, no API key needed)")
     p.set_defaults(func=cli_evolve)
@@ -133,6 +137,7 @@ def resolve_settings(args: argparse.Namespace, *, now: datetime | None = None) -
         config=config,
         cache_dir=_abs(args.cache_dir),
         fixtures_dir=_abs(args.fixtures_dir),
+        waive_heldout=args.waive_heldout,
     )
     return settings, False
 

@@ -20,6 +20,7 @@ adoption, or when an attempt's code or results are identical to an earlier one's
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import sys
 import time
@@ -61,9 +62,13 @@ class RunSettings:
     config: EvolveConfig
     cache_dir: Path | None = None
     fixtures_dir: Path | None = None
+    # Adopt without held-out clips (CODEC_HARNESS_HELDOUT unset): explicit, saved with the run,
+    # recorded in each ledger entry's config.
+    waive_heldout: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
+            "waive_heldout": self.waive_heldout,
             "candidates_dir": str(self.candidates_dir),
             "ledger": str(self.ledger),
             "adoption_config": str(self.adoption_config),
@@ -83,6 +88,7 @@ class RunSettings:
                 config=EvolveConfig.from_json(data["config"], f"{run_dir}/run.json"),
                 cache_dir=Path(data["cache_dir"]) if data.get("cache_dir") else None,
                 fixtures_dir=Path(data["fixtures_dir"]) if data.get("fixtures_dir") else None,
+                waive_heldout=bool(data.get("waive_heldout", False)),
             )
         except (KeyError, TypeError) as err:
             raise RunDirError(f"{run_dir}/run.json: malformed ({err})") from err
@@ -127,6 +133,8 @@ class Evolution:
         self.rundir = RunDir(settings.run_dir)
         self.ledger = Ledger(settings.ledger)
         self.adoption = adoption.load_adoption_config(settings.adoption_config)
+        if settings.waive_heldout:
+            self.adoption = dataclasses.replace(self.adoption, require_heldout=False)
         self.anchor = self.adoption.bootstrap_anchor
         self.metric = self.adoption.primary_metric
         self.out = out if out is not None else sys.stdout

@@ -52,6 +52,7 @@ td code{white-space:nowrap;word-break:normal}span.better,span.worse,span.same{wh
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;font-weight:600}
 .badge.ok{background:#e6f4ea}.badge.bad{background:#fce8e6}.badge.na{background:#eee}
 .small{font-size:12px;color:var(--muted)}
+.flag{font-size:12px;color:#8a4b00;background:#fff3cd;padding:2px 4px;margin-top:2px}
 figure.rd{margin:6px 0}figure.rd img{max-width:100%;height:auto;border:1px solid var(--line)}
 figure.rd figcaption{font-size:12px;color:var(--muted)}
 code{font:12px/1.4 ui-monospace,"DejaVu Sans Mono",monospace;background:var(--bg2);padding:0 3px;border-radius:3px;
@@ -171,6 +172,7 @@ def _leaderboard(view: ReportView) -> str:
             verdict += f'<div class="small">{esc(reason[:200])}</div>'
         elif first:
             verdict += f'<div class="small">first: {esc(first_line(first[1], 140))}</div>'
+        verdict += "".join(f'<div class="flag">⚠ {esc(flag[:300])}</div>' for flag in view.flags(name))
         cells = [f"<td class='n'>{rank}</td>", f"<td><b>{esc(name)}</b></td>", f"<td>{verdict}</td>"]
         cells += [_bd_cell(view.overall(name, m)) for m in metrics]
         if champ_any:
@@ -190,8 +192,12 @@ def _leaderboard(view: ReportView) -> str:
         )
         sha = cand.get("sha256")
         size = as_float(cand.get("size_bytes"))
+        total = as_float(as_dict(cand.get("totals")).get("decoder_inclusive_bytes"))
         src = (f"<code>{esc(str(sha)[:12])}</code>" if sha else "<span class='na'>n/a</span>") + (
-            f" <span class='small'>{size / 1024:.1f} KiB</span>" if size is not None else ""
+            f" <span class='small'>ships {size / 1024:.1f} KiB</span>" if size is not None else ""
+        ) + (
+            f"<div class='small' title='shipped bytes + every bitstream, as CLIC counts a decoder'>"
+            f"with its bitstreams {total / 1024:.1f} KiB</div>" if total is not None else ""
         )
         cells.append(f"<td>{src}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")

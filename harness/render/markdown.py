@@ -38,7 +38,7 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
     ]
     if champ_any:
         head.append(f"{metric_label(view.primary)} vs champion")
-    head.append(f"Worst clip ({metric_label(view.primary)})")
+    head += [f"Worst clip ({metric_label(view.primary)})", "Shipped / with bitstreams"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     order = view.order()
@@ -51,6 +51,9 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
             notes.append(note)
     if len(order) > max_candidates:
         lines += ["", f"… and {len(order) - max_candidates} more candidates (see the HTML report)"]
+    flags = [f"- ⚠️ **{md_escape(n, 60)}**: {md_escape(f, 300)}" for n in order for f in view.flags(n)]
+    if flags:
+        lines += ["", *flags]
     if notes:
         lines.append("")
         lines.extend(notes[:MARKDOWN_MAX_NOTES])
@@ -102,7 +105,16 @@ def _row(view: ReportView, name: str, css: str, words: str, champ_any: bool) -> 
         )
     worst = view.worst_clip(name)
     row.append(f"{md_escape(worst[0], 60)}: {bd_words(worst[1])}" if worst else "n/a")
+    totals = as_dict(as_dict(view.candidates[name]).get("totals"))
+    row.append(
+        f"{kib(totals.get('shipped_bytes'))} / {kib(totals.get('decoder_inclusive_bytes'))}" if totals else "n/a"
+    )
     return "| " + " | ".join(row) + " |"
+
+
+def kib(value: object) -> str:
+    """Bytes as KiB with one decimal, "n/a" when not a number."""
+    return f"{fmt_num(value / 1024 if isinstance(value, int | float) else None, '.1f')} KiB"
 
 
 def _note(view: ReportView, name: str, words: str) -> str | None:

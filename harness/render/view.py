@@ -198,6 +198,11 @@ class ReportView:
             return "na", f"passed {passed} of {total} tests"
         return "ok", f"passed all {total} tests"
 
+    def flags(self, name: str) -> list[str]:
+        """A candidate's warnings (e.g. too good to be true without held-out confirmation)."""
+        flags = as_dict(self.candidates.get(name)).get("flags")
+        return [f for f in flags if isinstance(f, str)] if isinstance(flags, list) else []
+
     def verdict_reason(self, name: str) -> str | None:
         """The one-line reason of an adoption verdict, when the document has one."""
         verdict = as_dict(self.candidates.get(name)).get("verdict")
