@@ -22,8 +22,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from harness.errors import ClipError, ConfigError
+from harness.rawfile import decode_to_sealed
 from harness.sealed import SealedFile
-from harness.video import Video, VideoInfo, decode_to_sealed
+from harness.video import Video, VideoInfo
 
 __all__ = ["VIDEO_SUFFIXES", "Clip", "ClipStore", "download_clip", "load_manifest", "resolve_clip_set"]
 

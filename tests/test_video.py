@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import harness.rawfile as rawfile_module
 import harness.video as video_module
 from harness.errors import ClipError, VideoFormatError
-from harness.video import RAW_MAGIC, Video, decode_to_raw, probe_video, read_video
+from harness.rawfile import decode_to_raw
+from harness.video import RAW_MAGIC, Video, probe_video, read_video
 from tests.conftest import synthetic, write_clip
 
 
@@ -207,7 +209,7 @@ def test_decode_to_raw_any_frame_count_guess_odd_size(tmp_path, monkeypatch, gue
     path = tmp_path / "clip.mkv"
     write_clip(path, src, codec="ffv1", pix_fmt=pix_fmt)
     monkeypatch.setattr(video_module._FrameSource, "expected_frames", lambda self: guess)
-    monkeypatch.setattr(video_module, "_MOVE_CHUNK", 700)
+    monkeypatch.setattr(rawfile_module, "_MOVE_CHUNK", 700)
     out = tmp_path / "out"
     out.mkdir()
     raw = _same_as_read_video(path, out)
@@ -289,7 +291,7 @@ def test_decode_to_raw_interrupted_leaves_nothing_and_never_a_valid_looking_file
     out = tmp_path / "out"
     out.mkdir()
     seen: list[bytes] = []
-    append = video_module._RawWriter.append
+    append = rawfile_module._RawWriter.append
 
     def interrupted(self, *planes):
         if self.count == 4:
@@ -299,7 +301,7 @@ def test_decode_to_raw_interrupted_leaves_nothing_and_never_a_valid_looking_file
             raise KeyboardInterrupt
         append(self, *planes)
 
-    monkeypatch.setattr(video_module._RawWriter, "append", interrupted)
+    monkeypatch.setattr(rawfile_module._RawWriter, "append", interrupted)
     with pytest.raises(KeyboardInterrupt):
         decode_to_raw(path, out)
     assert os.listdir(out) == []
