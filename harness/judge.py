@@ -11,11 +11,12 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from harness.anchors import AnchorSpec, anchor_id, decode_anchor, encode_anchor
+from harness.anchors import AnchorError, AnchorSpec, anchor_id
 from harness.bdrate import BDResult
 from harness.cache import ResultCache
 from harness.candidate import CandidateSource
 from harness.clips import Clip, ClipStore
+from harness.codecs import AnchorCodec, CandidateCodec, Codec
 from harness.config import SuiteConfig
 from harness.errors import HarnessError
 from harness.gates import (
@@ -232,7 +233,7 @@ class Judge:
             video = self.source(clip).video
             ident = anchor_id(spec)
             points = []
-            for qp in spec.qps:
+            for rung, qp in enumerate(spec.qps):
                 fields = {
                     "clip_sha256": video.sha256(),
                     "anchor_id": ident,
@@ -240,25 +241,24 @@ class Judge:
                     "versions": self._measurement_versions(video),
                 }
                 with self.cache.lock("anchors", fields):
-                    points.append(self._anchor_point(anchor, spec, ident, qp, video, fields))
+                    points.append(self._anchor_point(clip, anchor, spec, ident, RatePoint(rung, 0.0, 0.0, qp), fields))
             self._anchor_curves[key] = points
         return self._anchor_curves[key]
 
-    def _anchor_point(self, anchor, spec, ident, qp, video, fields) -> AnchorPoint:
+    def _anchor_point(self, clip, anchor, spec, ident, point: RatePoint, fields) -> AnchorPoint:
+        """The anchor at one QP, measured through the same point path as a candidate."""
+        qp = point.anchor_qp
         cached = self.cache.get("anchors", fields)
         if cached is not None:
             return AnchorPoint(
                 anchor, ident, qp, Measurement.from_json(cached["measurement"]),
                 cached["encode_s"], cached["decode_s"], True,
             )
-        start = time.perf_counter()
-        bitstream = encode_anchor(video, spec, qp)
-        encode_s = time.perf_counter() - start
+        result = self._measure_point(AnchorCodec(anchor, spec), clip, point)
         self.anchor_encodes += 1
-        start = time.perf_counter()
-        decoded = decode_anchor(bitstream, spec, like=video)
-        decode_s = time.perf_counter() - start
-        point = AnchorPoint(anchor, ident, qp, measure(video, bitstream, decoded), encode_s, decode_s, False)
+        if not result.ok:
+            raise AnchorError(f"anchor {anchor} at QP {qp} on {clip}: {result.failure_details}")
+        point = AnchorPoint(anchor, ident, qp, result.measurement, result.encode.wall_s, result.decode.wall_s, False)
         self.cache.put("anchors", fields, point.to_json())
         return point
 
@@ -391,22 +391,26 @@ class Judge:
 
     def _judge_point(self, candidate: str, clip: str, rung: int) -> PointResult:
         point = self.rate_points(clip)[rung]
-        base = {"candidate": candidate, "clip": clip, "point": point}
         check = self.check(candidate)
         if not check.ok:
             return PointResult(
-                **base, encode=None, decode=None, measurement=None, failure=check.reason,
-                failure_details=check.details(),
+                candidate=candidate, clip=clip, point=point, encode=None, decode=None, measurement=None,
+                failure=check.reason, failure_details=check.details(),
             )
-        cand = self.candidates[candidate]
+        return self._measure_point(CandidateCodec(self.candidates[candidate], self.runner), clip, point)
+
+    def _measure_point(self, codec: Codec, clip: str, point: RatePoint) -> PointResult:
+        """The one point path, for candidates and anchors alike: encode the source at the rate point,
+        decode, check the decoded format, measure against the source."""
+        base = {"candidate": codec.name, "clip": clip, "point": point}
         source = self.source(clip)
-        enc, bitstream = self.runner.encode(cand, source.sealed, point.target_bps)
+        enc, bitstream = codec.encode(source.video, source.sealed, point.target_bps, point.anchor_qp)
         if not enc.ok or bitstream is None:
             return PointResult(
                 **base, encode=enc, decode=None, measurement=None, failure=enc.reason,
                 failure_details=enc.details(),
             )
-        dec, decoded = self.runner.decode(cand, bitstream)
+        dec, decoded = codec.decode(bitstream, source.video)
         if not dec.ok or decoded is None:
             return PointResult(
                 **base, encode=enc, decode=dec, measurement=None, failure=dec.reason,

@@ -4,7 +4,7 @@
 and the frame rate as a `Fraction`. Files are read with PyAV honouring each plane's line size
 (PITFALLS 1); full-range sources keep their samples and say so (PITFALLS 8); 10-bit sources
 are refused. `save`/`load` are the harness's raw transport format between processes.
-`read_video` decodes a file into memory; `decode_to_raw` runs the same decoding loop straight
+`read_video` decodes a file into memory; `harness.rawfile` runs the same decoding loop straight
 into a raw file, frame by frame (the decode-once clip store: a clip costs its raw size once).
 """
 
