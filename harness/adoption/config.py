@@ -11,6 +11,7 @@ from typing import Literal
 
 from harness.errors import ConfigError, HarnessError
 from harness.gates import GATE_NAMES
+from harness.render.view import METRIC_LABELS, metric_label  # one table of metric names
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -30,26 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository (harness/adoption/c
 DEFAULT_CONFIG = Path("fixtures") / "adoption.toml"
 DEFAULT_LEDGER = Path("ledger.jsonl")
 
-METRIC_LABELS = {
-    "psnr_y": "PSNR-Y",
-    "psnr_u": "PSNR-U",
-    "psnr_v": "PSNR-V",
-    "psnr_yuv": "PSNR-YUV",
-    "ssim_y": "SSIM-Y",
-    "ms_ssim_y": "MS-SSIM-Y",
-    "vmaf": "VMAF",
-    "vmaf_neg": "VMAF NEG",
-}
-
 Decision = Literal["adopted", "rejected", "failed"]
 
 
 class AdoptionError(HarnessError):
     """A candidate cannot be adopted from this report (stale, unknown, failed, not comparable)."""
-
-
-def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric)
 
 
 @dataclass(frozen=True, kw_only=True)
