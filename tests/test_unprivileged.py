@@ -4,8 +4,8 @@ As root, bwrap runs without a user namespace and the worker drops to another uid
 ordinary user, bwrap makes a user namespace and the candidate runs as the harness's own uid,
 so whatever the harness's files allow its user, the candidate is allowed too. The two modes
 differ (a source reopened through /proc was writable only in the second), so both are tested:
-when these tests run as root, this one runs tests/test_sandbox.py and tests/test_hostile.py
-in a subprocess as uid `CODEC_HARNESS_TEST_UID` (default 65534, nobody), which needs the
+when these tests run as root, this one runs tests/test_sandbox.py, tests/test_hostile.py and
+the memorized-clips case of tests/test_suite_e2e.py in a subprocess as uid `CODEC_HARNESS_TEST_UID` (default 65534, nobody), which needs the
 interpreter and the checkout readable by that uid (.ci/run makes them so).
 """
 
@@ -71,6 +71,7 @@ def test_sandbox_and_hostile_tests_pass_as_an_ordinary_user(home):
     cmd = [
         "setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "--inh-caps=-all",
         sys.executable, "-m", "pytest", "tests/test_sandbox.py", "tests/test_hostile.py",
+        "tests/test_suite_e2e.py::test_memorized_public_clips_are_flagged_and_fail_on_held_out_clips",
         "-p", "no:cacheprovider", "-q", "-rfEs", "--basetemp", str(home / "pytest"),
     ]
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500, check=False)
