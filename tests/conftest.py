@@ -1,8 +1,10 @@
-"""Shared helpers of the harness's own tests: where the development clips are, synthetic clips."""
+"""Shared helpers of the harness's own tests: where the development clips are, synthetic clips, a Judge."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,6 +12,14 @@ import av
 import numpy as np
 import pytest
 
+from harness.anchors import AnchorSpec
+from harness.cache import ResultCache
+from harness.candidate import CandidateSource, discover_candidates
+from harness.clips import Clip
+from harness.config import SuiteConfig, load_suite_config
+from harness.judge import Judge
+from harness.runner import Runner
+from harness.sandbox import Limits, Sandbox
 from harness.video import Video, chroma_shape
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,3 +89,55 @@ def x264_round_trip(video: Video, crf: int) -> Video:
     decoded = Video.from_frames(frames, video.fps)
     assert decoded.frames == video.frames, f"x264 round trip returned {decoded.frames} of {video.frames} frames"
     return decoded
+
+
+def suite_config(**changes: object) -> SuiteConfig:
+    """The shipped fixtures/suite.toml, with `changes` (e.g. rate_mode="ladder") applied."""
+    config = load_suite_config(REPO / "fixtures" / "suite.toml")
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def make_judge(
+    *,
+    candidates: Iterable[CandidateSource | Path],
+    clips: Iterable[Clip | Path],
+    cache_dir: Path,
+    frames: int | None = 3,
+    config: SuiteConfig | None = None,
+    anchors: dict[str, AnchorSpec] | None = None,
+    sandbox: str = "bwrap",
+    limits: Limits | None = None,
+    champion: str | None = None,
+) -> Judge:
+    """A Judge as the suite builds one, from plain parts: no pytest options, no ledger.
+
+    `candidates`: CandidateSource objects or candidate files/packages (discovered from their
+    folder by name); `clips`: Clip objects or clip files (named by stem). `config` defaults to
+    the shipped suite.toml in rate-ladder mode when no `anchors` are given (nothing to encode)
+    and as shipped otherwise; `anchors` defaults to none; `limits` to the config's limits.
+    The result cache lives in `cache_dir`: two Judges given the same folder share results."""
+    sources = []
+    for cand in candidates:
+        if isinstance(cand, CandidateSource):
+            sources.append(cand)
+            continue
+        path = Path(cand)
+        name = path.stem if path.suffix == ".py" else path.name
+        found = {c.name: c for c in discover_candidates(path.parent)}
+        if name not in found:
+            raise ValueError(f"no candidate {name!r} in {path.parent}: found {sorted(found)}")
+        sources.append(found[name])
+    clip_list = [c if isinstance(c, Clip) else Clip(name=Path(c).stem, path=Path(c).resolve()) for c in clips]
+    if config is None:
+        config = suite_config() if anchors else suite_config(rate_mode="ladder")
+    box = Sandbox(mode=sandbox, hide=tuple(str(c.path) for c in clip_list))
+    return Judge(
+        runner=Runner(sandbox=box, limits=limits or config.limits),
+        config=config,
+        clips=clip_list,
+        candidates=sources,
+        champion=champion,
+        max_frames=frames,
+        anchors=dict(anchors or {}),
+        cache=ResultCache(Path(cache_dir)),
+    )

@@ -101,8 +101,10 @@ def test_html_names_every_candidate_and_clip(sample, sample_html):
         assert f"<b>{name}</b>" in sample_html
     for clip in sample["clips"]:
         assert f"<h3>{clip}</h3>" in sample_html
-    assert "Leaderboard" in sample_html and "Failures (47)" in sample_html
-    assert "ad9689352cac" in sample_html and "AMD EPYC" in sample_html and "PyAV 18.1.0" in sample_html
+    failed = sum(t["outcome"] == "failed" for t in sample["tests"].values())
+    assert failed > 10 and "Leaderboard" in sample_html and f"Failures ({failed})" in sample_html
+    assert sample["git"]["commit"][:12] in sample_html and sample["machine"]["cpu"] in sample_html
+    assert f"PyAV {sample['versions']['av']}" in sample_html
 
 
 def test_html_has_one_rate_distortion_plot_per_clip(sample, sample_html):
@@ -116,22 +118,40 @@ def test_html_has_one_rate_distortion_plot_per_clip(sample, sample_html):
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
-def test_html_shows_bd_rate_with_arrows_and_words(sample_html):
-    assert "↑ 63.9 % more bits" in sample_html  # dct_inter vs x265 on PSNR-YUV, mean of 2 clips
-    assert "↓ 3.7 % fewer bits" in sample_html  # x264_pyav vs x265 on SSIM-Y
-    assert "passed all 37 tests" in sample_html and "failed 10 of 37 tests" in sample_html
+def bd_text(value: float) -> str:
+    """A BD-rate as the report words it: negative = fewer bits = better."""
+    return f"↓ {-value:.1f} % fewer bits" if value < 0 else f"↑ {value:.1f} % more bits"
 
 
-def test_html_lists_failures_with_captured_text(sample_html):
+def test_html_shows_bd_rate_with_arrows_and_words(sample, sample_html):
+    cands = sample["candidates"]
+    dct = cands["dct_inter"]["bd_overall"]["x265"]["psnr_yuv"]["bd_rate"]  # mean of 2 clips
+    assert dct > 0 and bd_text(dct) in sample_html
+    vs_champion = cands["x264_pyav"]["bd_vs_champion"]["overall"]["psnr_yuv"]["bd_rate"]
+    assert vs_champion < 0 and bd_text(vs_champion) in sample_html
+    assert '<span class="badge bad">failed</span>' in sample_html  # verdicts replace the counts
+    failed = cands["zlib_lossless"]["summary"]["failed"]
+    total = sum(cands["zlib_lossless"]["summary"].values())
+    plain = copy.deepcopy(sample)
+    for cand in plain["candidates"].values():
+        cand.pop("verdict")
+    page = render_html(plain)
+    assert failed == 10 and f"failed {failed} of {total} tests" in page and "passed all 37 tests" in page
+
+
+def test_html_lists_failures_with_captured_text(sample, sample_html):
     failures = sample_html[sample_html.index('<section id="failures">') :]
-    assert "test_rate[rawz-derf_bus_352x288_17f-r0]" in failures
-    assert "25776.7 kbps is 46.80 x the target 550.8 kbps" in failures
+    nodeid = f"test_rate[zlib_lossless-{BUS}-r0]"
+    assert nodeid in failures
+    reason = sample["tests"][f"benchmarks/test_codecs.py::{nodeid}"]["reason"]
+    assert re.search(r"\d+\.\d kbps is \d+\.\d\d x the target 550\.8 kbps", reason)
+    assert reason.split("Failed: ")[-1] in failures
     assert failures.count("<details><summary>captured text</summary><pre>") >= 5
-    assert "two encodes of the same input gave different bytes" in failures  # x264_pyav determinism
+    assert "ValueError: cannot reach 550752 bit/s" in failures  # coarse's encoder at its lowest rate
 
 
 def test_hostile_names_and_reasons_are_escaped(doc):
-    rename_candidate(doc, "net", HOSTILE)
+    rename_candidate(doc, "coarse", HOSTILE)
     nodeid = next(k for k in doc["tests"] if f"[{HOSTILE}-" in k)
     doc["tests"][nodeid]["reason"] = "<img src=x onerror=alert(2)> & </pre></details><b>owned</b>"
     doc["candidates"][HOSTILE]["tests"][nodeid] = doc["tests"][nodeid]
@@ -211,18 +231,30 @@ def test_markdown_for_2_candidates_and_13_clips_fits_a_comment(sample):
 
 
 def test_markdown_shows_arrows_words_verdicts_and_worst_clip(doc):
-    doc["candidates"]["dct_inter"]["bd_overall"]["x265"]["psnr_yuv"]["bd_rate"] = -12.34
+    for cand in doc["candidates"].values():
+        cand.pop("verdict", None)  # without verdicts the counts show
+    overall = doc["candidates"]["dct_inter"]["bd_overall"]["x265"]["psnr_yuv"]
+    overall["bd_rate"] = -12.34
     markdown = render_markdown(doc)
     row = next(line for line in markdown.splitlines() if line.startswith("| **dct\\_inter**"))
     assert "✅ passed all 37 tests" in row
     assert "↓ 12.3 % fewer bits" in row
-    assert "derf\\_bus\\_352x288\\_17f: ↑ 75.2 % more bits" in row  # worst clip and its BD-rate
-    rawz = next(line for line in markdown.splitlines() if "**rawz** first failure" in line)
-    assert "25776.7 kbps is 46.80 x the target 550.8 kbps" in rawz
+    worst = overall["worst_clip"]
+    assert worst == BUS and overall["values"][BUS] > overall["values"]["svt_park_joy_160x90_10f"]
+    assert f"derf\\_bus\\_352x288\\_17f: {bd_text(overall['values'][BUS])}" in row  # worst clip, its BD-rate
+    zlib = next(line for line in markdown.splitlines() if "**zlib\\_lossless** first failure" in line)
+    reason = doc["tests"][f"benchmarks/test_codecs.py::test_rate[zlib_lossless-{BUS}-r0]"]["reason"]
+    assert reason.split("Failed: ")[-1] in zlib
     assert "❌ failed 10 of 37 tests" in markdown
 
 
-def test_markdown_shows_bd_rate_against_the_champion_when_present(doc):
+def test_markdown_shows_bd_rate_against_the_champion_when_present(sample, doc):
+    recorded = sample["candidates"]["x264_pyav"]["bd_vs_champion"]["overall"]["psnr_yuv"]["bd_rate"]
+    assert f"{bd_text(recorded)} (vs dct\\_inter)" in render_markdown(sample)
+    doc["champion"] = None
+    for cand in doc["candidates"].values():
+        cand.pop("bd_vs_champion", None)
+        cand.pop("verdict", None)
     assert "champion" not in render_markdown(doc)
     per_clip = copy.deepcopy(doc["candidates"]["x264_pyav"]["bd"][BUS]["x265"])
     doc["candidates"]["x264_pyav"]["bd_vs_champion"] = {  # the shape harness/report.py writes
@@ -275,10 +307,13 @@ def test_compare_flags_flipped_tests_and_bd_rate_direction(sample):
     new["tests"][nodeid] = {"outcome": "failed", "reason": "AssertionError: 700.0 kbps is 1.27 x the target"}
     new["candidates"]["dct_inter"]["tests"][nodeid] = new["tests"][nodeid]
     flipped_back = "benchmarks/test_codecs.py::test_determinism[x264_pyav-svt_park_joy_160x90_10f]"
-    new["tests"][flipped_back] = {"outcome": "passed", "reason": None}
-    new["candidates"]["x264_pyav"]["tests"][flipped_back] = new["tests"][flipped_back]
-    new["candidates"]["dct_inter"]["bd_overall"]["x265"]["psnr_yuv"]["bd_rate"] = 50.0  # was 63.9: better
-    new["candidates"]["dct_inter"]["bd"][BUS]["x265"]["vmaf"]["bd_rate"] = 99.0  # was 93.8: worse
+    assert new["tests"][flipped_back]["outcome"] == "passed"
+    old["tests"][flipped_back] = {"outcome": "failed", "reason": "Failed: two encodes gave different bytes"}
+    old["candidates"]["x264_pyav"]["tests"][flipped_back] = old["tests"][flipped_back]
+    was = old["candidates"]["dct_inter"]["bd_overall"]["x265"]["psnr_yuv"]["bd_rate"]
+    new["candidates"]["dct_inter"]["bd_overall"]["x265"]["psnr_yuv"]["bd_rate"] = was - 13.9  # better
+    vmaf_was = old["candidates"]["dct_inter"]["bd"][BUS]["x265"]["vmaf"]["bd_rate"]
+    new["candidates"]["dct_inter"]["bd"][BUS]["x265"]["vmaf"]["bd_rate"] = vmaf_was + 5.2  # worse
     new["candidates"]["dct_inter"]["points"][f"{BUS}/r1"]["measurement"]["metrics"]["psnr_yuv"] -= 0.5
     new["candidates"]["x264_pyav"]["points"][f"{BUS}/r2"].update(
         failure="decode failed (timeout)", measurement=None
@@ -321,12 +356,12 @@ def test_compare_warns_when_not_like_for_like(sample):
     new["clips"][BUS]["sha256"] = "0" * 64
     for point in new["anchors"]["svt_park_joy_160x90_10f"]["x265"]:
         point["anchor_id"] = "x265-slow-0000000000000000"
-    rename_candidate(new, "net", "net2")
+    rename_candidate(new, "coarse", "coarse2")
     cmp = compare_reports(old, new)
     assert not cmp.comparable
     assert any(f"clip {BUS}: source differs" in w for w in cmp.warnings)
     assert any("anchor x265 on svt_park_joy_160x90_10f: anchor id differs" in w for w in cmp.warnings)
-    assert cmp.new_candidates == ["net2"] and cmp.removed_candidates == ["net"]
+    assert cmp.new_candidates == ["coarse2"] and cmp.removed_candidates == ["coarse"]
     assert "Not comparable like for like" in cmp.to_markdown()
 
 
@@ -379,7 +414,7 @@ def test_cli_render_writes_html_and_markdown(tmp_path):
 def test_cli_errors_are_one_line_and_exit_2(tmp_path):
     bad = tmp_path / "bad.json"
     doc = json.loads(SAMPLE.read_text(encoding="utf-8"))
-    doc["candidates"]["rawz"]["points"][f"{BUS}/r0"]["measurement"]["bitrate_bps"] = "fast"
+    doc["candidates"]["zlib_lossless"]["points"][f"{BUS}/r0"]["measurement"]["bitrate_bps"] = "fast"
     bad.write_text(json.dumps(doc), encoding="utf-8")
     for args in (
         ("render", str(bad)),

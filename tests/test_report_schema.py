@@ -42,10 +42,32 @@ def test_sample_report_is_valid(doc):
 
 
 def test_sample_is_small_and_covers_failures(sample):
-    assert SAMPLE.stat().st_size < 200_000
+    """What the tests of reports rely on (scripts/regenerate_samples makes it from a real run)."""
+    assert SAMPLE.stat().st_size < 300_000
     outcomes = {t["outcome"] for t in sample["tests"].values()}
     assert outcomes == {"passed", "failed"}
-    assert any(p["measurement"] is None for c in sample["candidates"].values() for p in c["points"].values())
+    cands = sample["candidates"]
+    assert any(p["measurement"] is None for c in cands.values() for p in c["points"].values())
+    assert any(c["passed_all"] for c in cands.values()) and not all(c["passed_all"] for c in cands.values())
+    assert any(not g["passed"] and g["rung"] for c in cands.values() for g in c["gates"].values())
+    assert set(sample["anchors"]) == set(sample["clips"]) and all(len(a) == 3 for a in sample["anchors"].values())
+    assert any(c.get("bd") for c in cands.values())
+    champion = sample["champion"]["name"]
+    assert champion in cands and any(c.get("bd_vs_champion", {}).get("champion") == champion for c in cands.values())
+
+
+@pytest.mark.parametrize("name", ["report_small.json", "adoption_report.json"])
+def test_samples_are_shrunk_the_documented_way(name):
+    """scripts/regenerate_samples: per-frame lists emptied, captured text cut, no host paths."""
+    text = (SAMPLE.parent / name).read_text(encoding="utf-8")
+    assert "/tmp/" not in text and "regenerate-samples-" not in text
+    doc = json.loads(text)
+    validate_report(doc)
+    measurements = [p["measurement"] for a in doc["anchors"].values() for pts in a.values() for p in pts]
+    measurements += [p["measurement"] for c in doc["candidates"].values() for p in c["points"].values()]
+    assert measurements and all(v == [] for m in measurements if m for v in m["per_frame"].values())
+    assert all(len(t["reason"] or "") <= 600 + len(" [trimmed for test data]") for t in doc["tests"].values())
+    assert all(c["path"] == f"candidates/{n}.py" for n, c in doc["candidates"].items())
 
 
 def test_report_error_is_a_harness_error():
@@ -111,8 +133,8 @@ def test_missing_and_malformed_files_are_report_errors(tmp_path):
     ("mutate", "where", "what"),
     [
         (
-            lambda d: d["candidates"]["rawz"].pop("points"),
-            "$.candidates.rawz",
+            lambda d: d["candidates"]["zlib_lossless"].pop("points"),
+            "$.candidates.zlib_lossless",
             "'points' is a required property",
         ),
         (
@@ -126,8 +148,8 @@ def test_missing_and_malformed_files_are_report_errors(tmp_path):
             "'exploded' is not one of",
         ),
         (
-            lambda d: d["candidates"]["net"]["points"][POINT].update(encode="crashed"),
-            f'$.candidates.net.points["{POINT}"].encode',
+            lambda d: d["candidates"]["coarse"]["points"][POINT].update(encode="crashed"),
+            f'$.candidates.coarse.points["{POINT}"].encode',
             "is not of type 'object', 'null'",
         ),
         (
