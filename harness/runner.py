@@ -221,7 +221,7 @@ class Runner:
             "stderr": raw.stderr,
             "wall_s": raw.wall_s,
             "cpu_s": raw.cpu_s,
-            "peak_rss_bytes": raw.peak_rss_bytes,
+            "peak_rss_bytes": 0,  # unknown until the worker reports its own (a killed worker cannot)
         }
         lim = self.limits
         if raw.timed_out:
@@ -238,10 +238,10 @@ class Runner:
             return Outcome(ok=False, **self._no_status(raw), **base)
         call_s = status.get("call_s")
         base["call_s"] = float(call_s) if isinstance(call_s, (int, float)) else None
-        # bwrap's own rusage does not include the worker; the worker reports its peak (informative only).
+        # The worker's own peak: wait4's ru_maxrss of bwrap (or of a process forked straight from
+        # pytest) starts from the parent's resident size, so it is never the candidate's figure.
         rss = status.get("peak_rss_bytes")
-        if isinstance(rss, int) and rss > raw.peak_rss_bytes:
-            base["peak_rss_bytes"] = rss
+        base["peak_rss_bytes"] = rss if isinstance(rss, int) and rss >= 0 else 0
         cpu = status.get("cpu_s")
         if isinstance(cpu, (int, float)) and cpu > raw.cpu_s:
             base["cpu_s"] = float(cpu)

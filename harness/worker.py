@@ -191,12 +191,27 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(1)  # a process the candidate forked must not write the status
     usage = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    status["peak_rss_bytes"] = max(usage.ru_maxrss, children.ru_maxrss) * 1024
+    # The high-water mark of this process's own memory since exec (VmHWM), not ru_maxrss: that
+    # one starts from the forking process's resident size (pytest's, in mode none), so a harness
+    # holding 4 GiB would charge every candidate 4 GiB. Children forked by the candidate count.
+    status["peak_rss_bytes"] = max(_vm_hwm_bytes(), children.ru_maxrss * 1024)
     status["cpu_s"] = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
     json.dump(status, status_file)
     status_file.flush()
     # Skip interpreter teardown: a candidate's atexit hooks or threads must not change the verdict.
     os._exit(0)
+
+
+def _vm_hwm_bytes() -> int:
+    """Peak resident memory of this process since it exec'd (/proc/self/status VmHWM), in bytes."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -353,3 +353,41 @@ def test_limits_must_be_positive(field, value):
 def test_unknown_sandbox_mode_is_refused():
     with pytest.raises(SandboxError, match="unknown sandbox mode"):
         Sandbox(mode="docker")  # type: ignore[arg-type]
+
+
+_ALLOCATE = '''"""Allocates and touches 200 MiB in encode: a known peak of its own."""
+import numpy as np
+from harness.video import Video
+
+
+def encode(video, target_bitrate):
+    block = np.ones(200 << 20, np.uint8)
+    return bytes([int(block[::4096].sum() % 251)])
+
+
+def decode(bitstream):
+    raise NotImplementedError
+'''
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "none"])
+def test_peak_memory_is_the_candidates_not_the_parents(tmp_path, mode):
+    """A call's peak memory is measured in the sandboxed process: 2 GiB held by the harness (the
+    parent pytest forks from) changes nothing; the candidate's own 200 MiB shows."""
+    (tmp_path / "alloc.py").write_text(_ALLOCATE)
+    cand = discover_candidates(tmp_path)[0]
+    runner = Runner(sandbox=Sandbox(mode=mode), limits=Limits(wall_s=60, memory_bytes=2 << 30))
+
+    def peak() -> int:
+        outcome, _ = runner.encode(cand, _tiny_video(), 1e5)
+        assert outcome.ok, outcome.details()
+        return outcome.peak_rss_bytes
+
+    quiet = peak()
+    ballast = np.ones(2 << 30, np.uint8)  # touched: resident in this process
+    try:
+        loaded = peak()
+    finally:
+        del ballast
+    assert 200 << 20 < quiet < 600 << 20, quiet >> 20
+    assert abs(loaded - quiet) < 64 << 20, (quiet >> 20, loaded >> 20)
