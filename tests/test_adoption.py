@@ -44,23 +44,22 @@ BUS, PARK = "derf_bus_352x288_17f", "svt_park_joy_160x90_10f"
 
 @pytest.fixture(scope="module")
 def raw() -> dict:
-    """The recorded report, in today's shape: it predates gate results (2026-12-05), so each test's
-    outcome is read as the result of the gate it projects; per-frame arrays were cut (empty)."""
+    """The recorded report (scripts/regenerate_samples), with x264_pyav's determinism on bus failed
+    as a real libx264 once did (thread settings changing its bytes): the refusal scenarios need a
+    failing reference candidate, the `doc` fixture a passing one."""
     d = json.loads(DATA.read_text())
-    for cand in d["candidates"].values():
-        for point in cand["points"].values():
-            if point.get("measurement"):
-                point["measurement"].setdefault("per_frame", {})
-        _gates_from_tests(cand)
-    for anchors in d["anchors"].values():
-        for points in anchors.values():
-            for point in points:
-                point["measurement"].setdefault("per_frame", {})
+    x264 = d["candidates"]["x264_pyav"]
+    why = f"x264_pyav on {BUS}: two encodes of the same input gave different bytes (35103 bytes vs 35193 bytes)"
+    for nodeid, test in x264["tests"].items():
+        if f"test_determinism[x264_pyav-{BUS}]" in nodeid:
+            test.update(outcome="failed", reason=why)
+    _resummarize(d, "x264_pyav")
     return d
 
 
 def _gates_from_tests(cand: dict) -> None:
-    """Gate results (harness.gates) as the suite records them, from test outcomes."""
+    """Gate results (harness.gates) in step with the test outcomes a scenario edited (each test
+    projects one gate, so the suite records them together)."""
     cand["gates"] = {}
     for nodeid, test in cand["tests"].items():
         match = re.search(r"::test_(\w+)\[([^\]]+)\]$", nodeid)
@@ -625,7 +624,8 @@ def test_cli_adopt_and_ledger(doc, tmp_path, capsys):
     assert harness_main(["ledger", "--ledger", str(ledger)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:4] == ["seq", "time", "(UTC)", "decision"]
-    assert table[1].split()[:1] == ["1"] and "x264_pyav" in table[1] and "+8.2 %" in table[1]
+    bd = doc["candidates"]["x264_pyav"]["bd_overall"]["x265"]["psnr_yuv"]["bd_rate"]
+    assert table[1].split()[:1] == ["1"] and "x264_pyav" in table[1] and f"{bd:+.1f} %" in table[1]
     assert "dct_inter" in table[2] and "rejected" in table[2]
     assert table[-1].startswith("champion: x264_pyav (seq 1, source ")
     assert Ledger(ledger).entries()[0].extra["config"]["require_heldout"] is False  # the waiver, recorded
