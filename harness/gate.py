@@ -180,8 +180,6 @@ def render_summary(
     exit_code: int = 0,
 ) -> str:
     """The Markdown comment: a verdict line per changed candidate with BD-rate vs x265 and the champion."""
-    primary = config.primary_metric
-    anchor = config.bootstrap_anchor
     lines = [MARKER]
     if not changed:
         lines += [
@@ -203,7 +201,20 @@ def render_summary(
     lines.append(f"Changed vs {_name(base)}: {', '.join(_name(n) for n in changed)}; {champ}.")
     if removed:
         lines.append(f"Removed (not judged): {', '.join(_name(n) for n in removed)}.")
-    lines += [
+    lines += _verdict_table(changed, verdicts, config)
+    lines += _verdict_reasons(changed, verdicts)
+    for note in notes:
+        lines += ["", f"> ⚠ {_md(note, 400)}"]
+    lines.append("")
+    lines += _summary_footer(changed, verdicts, config, report_label, doc)
+    return "\n".join(lines) + "\n"
+
+
+def _verdict_table(changed: Sequence[str], verdicts: Mapping[str, Verdict], config: AdoptionConfig) -> list[str]:
+    """The summary's table: one row per changed candidate (its lines, a blank line first)."""
+    primary = config.primary_metric
+    anchor = config.bootstrap_anchor
+    lines = [
         "",
         (
             f"| Candidate | Verdict | {metric_label(primary)} vs {anchor} | {metric_label(primary)} vs champion "
@@ -223,7 +234,12 @@ def render_summary(
             f"| {_name(name)} | {ICONS.get(v.decision, '')} {word} | {_bd(vs_anchor)} | "
             f"{_bd(vs_champ) if v.scores.get('vs_champion') else '–'} | {worst_cell} | {_secondary_cell(v, config)} |"
         )
-    lines.append("")
+    return lines
+
+
+def _verdict_reasons(changed: Sequence[str], verdicts: Mapping[str, Verdict]) -> list[str]:
+    """The summary's list: each changed candidate's verdict and reason, up to four more reasons."""
+    lines = [""]
     for name in changed:
         v = verdicts[name]
         lines.append(f"- **{_name(name)}** — {'adoptable' if v.adoptable else v.decision}: {_md(v.reason)}")
@@ -231,11 +247,21 @@ def render_summary(
             lines.append(f"  - {_md(extra)}")
         if len(v.reasons) > 5:
             lines.append(f"  - … and {len(v.reasons) - 5} more")
-    for note in notes:
-        lines += ["", f"> ⚠ {_md(note, 400)}"]
-    lines.append("")
+    return lines
+
+
+def _summary_footer(
+    changed: Sequence[str],
+    verdicts: Mapping[str, Verdict],
+    config: AdoptionConfig,
+    report_label: str | None,
+    doc: Mapping | None,
+) -> list[str]:
+    """The summary's last lines: the thresholds and clips, and how to adopt after merge."""
+    primary = config.primary_metric
     settings = (doc or {}).get("settings") or {}
     clips = ", ".join(_md(c, 60) for c in ((doc or {}).get("clips") or {}))
+    lines = []
     lines.append(
         f"Thresholds (fixtures/adoption.toml): {metric_label(primary)} BD-rate vs champion ≤ −{config.margin_percent:g} %, "
         f"no clip over +{config.max_clip_regression_percent:g} %, secondary over +{config.max_secondary_regression_percent:g} %. "
@@ -251,7 +277,7 @@ def render_summary(
         f"The gate does not write the ledger: after merge, adopt with {hint} "
         "(from a report of the merged tree; it refuses a stale report)."
     )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 # ----------------------------------------------------------------------------- running
@@ -307,108 +333,34 @@ def run_gate(
     # The ledger and the thresholds come from the base branch unless given: a pull request
     # cannot seed a champion or lower the bar it is judged by.
     with tempfile.TemporaryDirectory(prefix="codec-gate-") as tmp:
-        if ledger_path is None:
-            data = _base_file(repo, base, DEFAULT_LEDGER.as_posix()) or b""
-            ledger_file = Path(tmp) / "ledger.jsonl"
-            ledger_file.write_bytes(data)
-            here = repo / DEFAULT_LEDGER
-            if (here.read_bytes() if here.exists() else b"") != data:
-                notes.append(f"this change edits {DEFAULT_LEDGER}; the gate judged against {base}'s ledger")
-        else:
-            ledger_file = Path(ledger_path)
-        if config_path is not None:
-            config = load_adoption_config(config_path)
-        else:
-            data = _base_file(repo, base, DEFAULT_CONFIG.as_posix())
-            if data is not None:
-                text = data.decode("utf-8", errors="replace")
-                config = parse_adoption_config(text, f"{base}:{DEFAULT_CONFIG}")
-            else:
-                config = load_adoption_config(repo / DEFAULT_CONFIG)
-        if waive_heldout:
-            config = dataclasses.replace(config, require_heldout=False)
-            notes.append("the held-out check was waived: the verdicts rest on the public clips alone")
-        elif not heldout:
-            notes.append(f"no held-out clips configured ({HELDOUT_ENV}): no candidate can be adopted")
-        ledger = Ledger(ledger_file)
-        entries = ledger.entries()
+        ledger_file = _gate_ledger(repo, base, ledger_path, Path(tmp), notes)
+        config = _gate_config(repo, base, config_path, heldout=heldout, waive_heldout=waive_heldout, notes=notes)
+        entries = Ledger(ledger_file).entries()
         champion = champion_of(entries)
-
-        judge_changes = [p for p in changed_paths(repo, base) if _judges(p)]
-        if changed and judge_changes:
-            notes.append(
-                "this change also edits how candidates are judged ("
-                + ", ".join(judge_changes[:8])
-                + (", …" if len(judge_changes) > 8 else "")
-                + "): a person must review it"
-            )
+        _note_judge_changes(repo, base, changed, notes)
 
         result = GateResult(exit_code=0, changed=changed, removed=removed, champion=champion)
         if not changed:
             result.summary = render_summary(
-                base=base,
-                changed=[],
-                removed=removed,
-                verdicts={},
-                config=config,
-                champion=champion,
-                report_label=None,
-                doc=None,
+                base=base, changed=[], removed=removed, verdicts={}, config=config, champion=champion,
+                report_label=None, doc=None,
             )
             return _finish(result, summary_path)
 
-        run = list(changed)
-        if champion is None:
-            # First-champion rule: the best passing candidate of all, so every candidate runs.
-            run += [
-                c.name for c in discover_candidates(repo / CANDIDATES) if c.name not in run and not c.problem
-            ]
-        out_dir = Path(report_dir) if report_dir else repo / "reports"
-        if not out_dir.is_absolute():
-            out_dir = repo / out_dir
         options = SuiteOptions(
             clips=clips or "default",
             frames=frames,
-            candidates=tuple(run),
-            report_dir=out_dir,
+            candidates=tuple(_suite_candidates(repo, changed, champion)),
+            report_dir=_report_dir(repo, report_dir),
             ledger=ledger_file,
             cache_dir=cache_dir,
             sandbox=sandbox or "bwrap",
             heldout=heldout,
         )
-        suite = run_suite(options, root=repo, pytest_args=("-q", "-rfE", "--tb=short", *pytest_args), python=python)
-        status = result.pytest_status = suite.returncode
-        if status not in (0, 1) or suite.report is None:
-            raise GateError(
-                f"pytest benchmarks/ exited with status {status} and "
-                + ("wrote no report" if suite.report is None else f"wrote {suite.report}")
-                + " (see its output above)"
-            )
-        if suite.results is None:
-            raise GateError(suite.problem or f"cannot read the report {suite.report}")
-        report = suite.report
-        doc = suite.results.to_json()  # read once, by harness.results.load_report
+        report, doc = _run_the_suite(options, repo, pytest_args, python, result)
         result.report = report
-
-        judged = [n for n in changed if n in (doc.get("candidates") or {})]
-        unchanged = [n for n in (doc.get("candidates") or {}) if n not in changed]
-        verdicts = decide_all(doc, config=config, ledger=entries, names=judged, established=unchanged)
-        for name in changed:
-            if name not in verdicts:
-                verdicts[name] = Verdict(
-                    candidate=name,
-                    decision="failed",
-                    adoptable=False,
-                    scores={},
-                    reasons=[f"not judged: the report has no results for {name} (see the pytest output)"],
-                )
-        result.verdicts = {n: verdicts[n] for n in changed}
-        champ_info = doc.get("champion") or {}
-        if isinstance(champ_info, dict) and champ_info.get("warning"):
-            notes.append(str(champ_info["warning"]))
-        note = _render_html(report, doc)
-        if note:
-            notes.append(note)
+        result.verdicts = _gate_verdicts(doc, changed, config, entries)
+        notes += _report_notes(report, doc)
         result.exit_code = 0 if all(v.adoptable for v in result.verdicts.values()) else 1
         result.summary = render_summary(
             base=base,
@@ -423,6 +375,126 @@ def run_gate(
             exit_code=result.exit_code,
         )
         return _finish(result, summary_path)
+
+
+def _gate_ledger(
+    repo: Path, base: str, ledger_path: str | os.PathLike[str] | None, tmp: Path, notes: list[str]
+) -> Path:
+    """The ledger to judge against: `ledger_path`, else the base branch's (copied into `tmp`)."""
+    if ledger_path is not None:
+        return Path(ledger_path)
+    data = _base_file(repo, base, DEFAULT_LEDGER.as_posix()) or b""
+    ledger_file = tmp / "ledger.jsonl"
+    ledger_file.write_bytes(data)
+    here = repo / DEFAULT_LEDGER
+    if (here.read_bytes() if here.exists() else b"") != data:
+        notes.append(f"this change edits {DEFAULT_LEDGER}; the gate judged against {base}'s ledger")
+    return ledger_file
+
+
+def _gate_config(
+    repo: Path,
+    base: str,
+    config_path: str | os.PathLike[str] | None,
+    *,
+    heldout: str | None,
+    waive_heldout: bool,
+    notes: list[str],
+) -> AdoptionConfig:
+    """The adoption thresholds: `config_path`, else the base branch's (else the working tree's); held-out notes."""
+    if config_path is not None:
+        config = load_adoption_config(config_path)
+    else:
+        data = _base_file(repo, base, DEFAULT_CONFIG.as_posix())
+        if data is not None:
+            text = data.decode("utf-8", errors="replace")
+            config = parse_adoption_config(text, f"{base}:{DEFAULT_CONFIG}")
+        else:
+            config = load_adoption_config(repo / DEFAULT_CONFIG)
+    if waive_heldout:
+        config = dataclasses.replace(config, require_heldout=False)
+        notes.append("the held-out check was waived: the verdicts rest on the public clips alone")
+    elif not heldout:
+        notes.append(f"no held-out clips configured ({HELDOUT_ENV}): no candidate can be adopted")
+    return config
+
+
+def _note_judge_changes(repo: Path, base: str, changed: Sequence[str], notes: list[str]) -> None:
+    """A note when the change also edits how candidates are judged (JUDGE_PATHS): a person reviews it."""
+    judge_changes = [p for p in changed_paths(repo, base) if _judges(p)]
+    if changed and judge_changes:
+        notes.append(
+            "this change also edits how candidates are judged ("
+            + ", ".join(judge_changes[:8])
+            + (", …" if len(judge_changes) > 8 else "")
+            + "): a person must review it"
+        )
+
+
+def _suite_candidates(repo: Path, changed: Sequence[str], champion: LedgerEntry | None) -> list[str]:
+    """The candidates the suite runs: the changed ones; with no champion, every candidate."""
+    run = list(changed)
+    if champion is None:
+        # First-champion rule: the best passing candidate of all, so every candidate runs.
+        run += [
+            c.name for c in discover_candidates(repo / CANDIDATES) if c.name not in run and not c.problem
+        ]
+    return run
+
+
+def _report_dir(repo: Path, report_dir: str | os.PathLike[str] | None) -> Path:
+    out_dir = Path(report_dir) if report_dir else repo / "reports"
+    if not out_dir.is_absolute():
+        out_dir = repo / out_dir
+    return out_dir
+
+
+def _run_the_suite(
+    options: SuiteOptions, repo: Path, pytest_args: Sequence[str], python: str, result: GateResult
+) -> tuple[Path, dict]:
+    """The suite run (its exit status in `result`): its report and the document read from it, once."""
+    suite = run_suite(options, root=repo, pytest_args=("-q", "-rfE", "--tb=short", *pytest_args), python=python)
+    status = result.pytest_status = suite.returncode
+    if status not in (0, 1) or suite.report is None:
+        raise GateError(
+            f"pytest benchmarks/ exited with status {status} and "
+            + ("wrote no report" if suite.report is None else f"wrote {suite.report}")
+            + " (see its output above)"
+        )
+    if suite.results is None:
+        raise GateError(suite.problem or f"cannot read the report {suite.report}")
+    return suite.report, suite.results.to_json()  # read once, by harness.results.load_report
+
+
+def _gate_verdicts(
+    doc: dict, changed: Sequence[str], config: AdoptionConfig, entries: Sequence[LedgerEntry]
+) -> dict[str, Verdict]:
+    """A verdict per changed candidate, in order; one the report does not judge has failed."""
+    judged = [n for n in changed if n in (doc.get("candidates") or {})]
+    unchanged = [n for n in (doc.get("candidates") or {}) if n not in changed]
+    verdicts = decide_all(doc, config=config, ledger=entries, names=judged, established=unchanged)
+    for name in changed:
+        if name not in verdicts:
+            verdicts[name] = Verdict(
+                candidate=name,
+                decision="failed",
+                adoptable=False,
+                scores={},
+                reasons=[f"not judged: the report has no results for {name} (see the pytest output)"],
+            )
+    return {n: verdicts[n] for n in changed}
+
+
+def _report_notes(report: Path, doc: Mapping) -> list[str]:
+    """Notes from the run: the champion's warning, an HTML page that could not be written."""
+    notes = []
+    champ_info = doc.get("champion") or {}
+    if isinstance(champ_info, dict) and champ_info.get("warning"):
+        notes.append(str(champ_info["warning"]))
+    note = _render_html(report, doc)
+    if note:
+        notes.append(note)
+    return notes
 
 
 def _finish(result: GateResult, summary_path: str | os.PathLike[str] | None) -> GateResult:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.adoption.config import (
@@ -24,14 +24,14 @@ from harness.adoption.config import (
     default_config_path,
     load_adoption_config,
 )
-from harness.adoption.rules import best_candidate, champion_of, verdict
+from harness.adoption.rules import Verdict, best_candidate, champion_of, verdict
 from harness.adoption.scores import as_dict, as_num, report_basis
 from harness.candidate import CandidateSource, discover_candidates
-from harness.ledger import Ledger, LedgerEntry
+from harness.ledger import Decision, Ledger, LedgerEntry
 from harness.results import load_report
 from harness.schema import ReportError
 
-__all__ = ["adopt", "ledger_table", "load_doc", "register"]
+__all__ = ["adopt", "ledger_entry", "ledger_table", "load_doc", "register"]
 
 
 def load_doc(report_path: Path) -> tuple[dict, str]:
@@ -93,21 +93,19 @@ def adopt(
     champion = champion_of(entries)
     if not v.adoptable and not force_record_rejection:
         _refuse_repeated_rejection(entries, name, judged_sha, champion)
-    entry = LedgerEntry(
-        candidate=name,
-        source_sha256=judged_sha,
+    entry = ledger_entry(
+        name,
+        judged_sha,
         decision="adopted" if v.adoptable else "rejected",
         reason=v.reason,
         parent=parent,
+        champion=champion,
+        verdict=v,
         report=_report_label(report_path, report_sha),
         report_sha256=report_sha,
-        scores=v.scores,
-        fingerprint=v.fingerprint,
-        identical_to=v.identical_to,
+        reasons=v.reasons,
         extra={
-            "reasons": list(v.reasons),
             "basis": report_basis(doc),
-            "champion": {"name": champion.candidate, "seq": champion.seq} if champion else None,
             "bootstrap": v.bootstrap,
             "report_created_utc": doc.get("created_utc"),
             "git": doc.get("git"),
@@ -115,6 +113,48 @@ def adopt(
         },
     )
     return ledger.append(entry)
+
+
+def ledger_entry(
+    name: str,
+    source_sha256: str,
+    *,
+    decision: Decision,
+    reason: str,
+    parent: str | None,
+    champion: LedgerEntry | None,
+    verdict: Verdict | None = None,
+    report: str | None = None,
+    report_sha256: str | None = None,
+    reasons: Sequence[str] | None = None,
+    identical_to: str | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> LedgerEntry:
+    """The one builder of a ledger entry (not yet appended: `Ledger.append` stamps seq and time).
+
+    Scores, fingerprint and the identical flag come from `verdict` (none: empty scores, no
+    fingerprint); `identical_to` overrides the verdict's. `extra` holds "reasons" (`reasons`, else
+    [`reason`]) and "champion" (the champion judged against: name and seq, or None), then the
+    caller's `extra` keys (which win on a clash). Used by `adopt` and by the evolution loop
+    (harness/evolve/judge.py), so every entry has the same shape.
+    """
+    return LedgerEntry(
+        candidate=name,
+        source_sha256=source_sha256,
+        decision=decision,
+        reason=reason,
+        parent=parent,
+        report=report,
+        report_sha256=report_sha256,
+        scores=verdict.scores if verdict is not None else {},
+        fingerprint=verdict.fingerprint if verdict is not None else None,
+        identical_to=identical_to or (verdict.identical_to if verdict is not None else None),
+        extra={
+            "reasons": list(reasons) if reasons is not None else [reason],
+            "champion": {"name": champion.candidate, "seq": champion.seq} if champion else None,
+            **(extra or {}),
+        },
+    )
 
 
 def _current_source(

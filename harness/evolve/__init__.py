@@ -12,7 +12,9 @@ One responsibility per module:
 - `results` scores and failure text of one candidate from a benchmark report.
 - `judge`   the suite as a subprocess (`pytest benchmarks/test_codecs.py`), the verdict in the ledger.
 - `log`     the run directory: settings, attempts log (JSON Lines), per-attempt files.
-- `loop`    the loop itself: attempts, stop rules, resume, progress lines, summary.
+- `attempt` one attempt's candidate: named, checked, written, judged by the suite, recorded.
+- `summary` the progress line after each attempt and the summary table at the end.
+- `loop`    the loop itself: prompts and requests, attempts, stop rules, resume.
 - `cli`     the `evolve` subcommand (`register(subparsers)`).
 """
 

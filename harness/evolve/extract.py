@@ -20,6 +20,7 @@ from harness.atomic import write_text_atomic  # re-exported: its old home
 from harness.candidate import CandidateSource, discover_candidates
 
 __all__ = [
+    "HEADER_FIRST",
     "NO_CODE",
     "Extracted",
     "add_header",
@@ -27,10 +28,12 @@ __all__ = [
     "check_module",
     "code_sha256",
     "extract_code",
+    "strip_header",
     "write_text_atomic",
 ]
 
 NO_CODE = "reply has no code: no ```python block"
+HEADER_FIRST = "# evolve: written by the evolution loop"  # the header's first line (add_header, strip_header)
 _OPEN = re.compile(r"^[ \t]*```[ \t]*(python3?|py)[ \t]*$", re.IGNORECASE)
 _CLOSE = re.compile(r"^[ \t]*```[ \t]*$")
 
@@ -108,3 +111,15 @@ def candidate_name(when: datetime, attempt: int, taken: set[str]) -> str:
         k += 1
         name = f"{base}_{k}"
     return name
+
+
+def strip_header(source: str) -> str:
+    """The module without the loop's header comment (shown to the model: it gets a fresh one)."""
+    lines = source.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(HEADER_FIRST):
+            j = i
+            while j < len(lines) and lines[j].startswith("#"):
+                j += 1
+            return "\n".join(lines[:i] + lines[j:])
+    return source

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import adoption
+from harness.adoption.recording import ledger_entry
 from harness.errors import HarnessError
 from harness.ledger import Ledger, LedgerEntry
 from harness.suite import SuiteOptions, SuiteRun, log_tail
@@ -82,28 +83,26 @@ def record_rejection(
     reasons: list[str] | None = None, report: Path | None = None, verdict: adoption.Verdict | None = None,
     extra: dict | None = None, identical_to: str | None = None,
 ) -> LedgerEntry:
-    """Append a "rejected" entry for a candidate that failed or never reached the suite (once)."""
+    """Append a "rejected" entry for a candidate that failed or never reached the suite (once).
+
+    The entry is built by `harness.adoption.recording.ledger_entry`, as `adopt`'s are."""
     earlier = _existing(ledger, name, source_sha256)
     if earlier is not None:
         return earlier
     report_sha = hashlib.sha256(report.read_bytes()).hexdigest() if report is not None and report.exists() else None
-    champion = ledger.champion()
-    entry = LedgerEntry(
-        candidate=name,
-        source_sha256=source_sha256,
+    entry = ledger_entry(
+        name,
+        source_sha256,
         decision="rejected",
         reason=reason,
         parent=parent,
+        champion=ledger.champion(),
+        verdict=verdict,
         report=str(report) if report is not None else None,
         report_sha256=report_sha,
-        scores=verdict.scores if verdict is not None else {},
-        fingerprint=verdict.fingerprint if verdict is not None else None,
-        identical_to=identical_to or (verdict.identical_to if verdict is not None else None),
-        extra={
-            "reasons": reasons or [reason],
-            "champion": {"name": champion.candidate, "seq": champion.seq} if champion else None,
-            **(extra or {}),
-        },
+        reasons=reasons or [reason],
+        identical_to=identical_to,
+        extra=extra,
     )
     return ledger.append(entry)
 

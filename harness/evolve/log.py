@@ -18,12 +18,18 @@ import fcntl
 import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.atomic import write_text_atomic
 from harness.errors import HarnessError
 
-__all__ = ["AttemptsLog", "RunDir", "RunDirError"]
+__all__ = ["AttemptsLog", "RunDir", "RunDirError", "utc_stamp"]
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    """A time as the run's files record it: ISO 8601 to the second, UTC, with a Z."""
+    return (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class RunDirError(HarnessError):

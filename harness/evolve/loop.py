@@ -14,6 +14,9 @@ duplication, see harness/evolve/log.py):
    harness.adoption, recorded in the ledger (adopted, or rejected with the reason);
 5. the attempt's record appended to attempts.jsonl: the last step.
 
+Steps 1, 2 and 5 are here; 3 and 4 are harness/evolve/attempt.py (`AttemptJudge`), the progress
+line and the summary harness/evolve/summary.py.
+
 The loop stops on the iteration, token or cost budget, after `patience` attempts in a row without
 adoption, or when an attempt's code or results are identical to an earlier one's (it says which).
 """
@@ -33,22 +36,20 @@ from typing import TextIO
 from harness import adoption
 from harness.atomic import write_text_atomic
 from harness.bdrate import describe
-from harness.candidate import CONTRACT_TEXT, discover_candidates
+from harness.candidate import CONTRACT_TEXT
 from harness.errors import HarnessError
+from harness.evolve.attempt import AttemptJudge
 from harness.evolve.client import LLMClient, Reply, require_api_key
 from harness.evolve.config import EvolveConfig
-from harness.evolve.extract import add_header, candidate_name, check_module, code_sha256, extract_code
-from harness.evolve.judge import SuiteRun, SuiteSetup, record_rejection, record_verdict, run_suite
-from harness.evolve.log import RunDir, RunDirError
+from harness.evolve.extract import HEADER_FIRST, strip_header
+from harness.evolve.judge import SuiteSetup
+from harness.evolve.log import RunDir, RunDirError, utc_stamp
 from harness.evolve.prompt import AttemptView, ChampionView, PromptInputs, build_prompt
-from harness.evolve.results import anchor_scores, cut_text, failure_text, load_doc
+from harness.evolve.results import anchor_scores, load_doc
+from harness.evolve.summary import progress_line, summary_table
 from harness.ledger import Ledger, LedgerEntry
 
-__all__ = ["Evolution", "RunResult", "RunSettings", "summary_table"]
-
-
-def _utc(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
+__all__ = ["HEADER_FIRST", "Evolution", "RunResult", "RunSettings", "progress_line", "strip_header", "summary_table"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class Evolution:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._http_client = http_client
         self._client: LLMClient | None = None
+        self.judging = AttemptJudge(settings, self.rundir, self.ledger, self.adoption, self.say, self.clock)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -168,7 +170,7 @@ class Evolution:
                 "pytest benchmarks/ && python -m harness adopt reports/latest.json --best"
             )
         data = self.settings.to_json()
-        data["started_utc"] = _utc(self.clock())
+        data["started_utc"] = utc_stamp(self.clock())
         data["initial_champion"] = {
             "name": champion.candidate, "seq": champion.seq, "source_sha256": champion.source_sha256,
             "bd_vs_anchor": self._entry_bd(champion),
@@ -270,34 +272,7 @@ class Evolution:
             reply = Reply.from_json(self.rundir.read_json(reply_path) or {})
             self.say(f"attempt {n}: the reply is already on disk ({reply_path}); no new request")
         else:
-            champion = self._champion()
-            prompt = build_prompt(
-                self.prompt_inputs(records, champion),
-                char_budget=self.config.prompt.char_budget,
-                failure_chars=self.config.prompt.failure_chars,
-            )
-            request = {
-                "attempt": n,
-                "prompt_sha256": prompt.sha256,
-                "prompt_chars": prompt.chars,
-                "prompt_cut": prompt.cut,
-                "parent": champion.candidate,
-                "parent_sha256": champion.source_sha256,
-                "parent_seq": champion.seq,
-                "model": self.config.model.name,
-                "max_tokens": self.config.model.max_tokens,
-                "temperature": self.config.model.temperature,
-                "started_utc": _utc(self.clock()),
-            }
-            write_text_atomic(adir / "prompt.md", prompt.as_markdown())
-            self.rundir.write_json(request_path, request)
-            self.say(
-                f"attempt {n}: asking {self.config.model.name} (prompt {prompt.chars:,} characters, "
-                f"sha256 {prompt.sha256[:12]}{', cut: ' + '; '.join(prompt.cut) if prompt.cut else ''})"
-            )
-            reply = self.client.complete(prompt.system, prompt.user)
-            self.rundir.write_json(reply_path, reply.to_json())
-            write_text_atomic(adir / "reply.md", reply.text)
+            request, reply = self._ask(n, adir, records)
         base = {
             "attempt": n,
             "parent": request["parent"],
@@ -316,162 +291,42 @@ class Evolution:
             "attempt_dir": str(adir),
         }
         start = time.monotonic()
-        record = self._judge(n, adir, reply, request, records, base)
+        record = self.judging.judge(n, adir, reply, request, records, base)
         record["judge_s"] = round(time.monotonic() - start, 3)
-        record["finished_utc"] = _utc(self.clock())
+        record["finished_utc"] = utc_stamp(self.clock())
         return record
 
-    def _pending(self, n: int, adir: Path, reply: Reply, records: list[dict]) -> dict:
-        path = adir / "pending.json"
-        pending = self.rundir.read_json(path)
-        if pending is not None:
-            return pending
-        when = self.clock()
-        taken = {c.name for c in discover_candidates(self.settings.candidates_dir)}
-        taken |= {e.candidate for e in self.ledger.entries()} | {str(r.get("candidate")) for r in records}
-        pending = {"candidate": candidate_name(when, n, taken), "created_utc": _utc(when)}
-        self.rundir.write_json(path, pending)
-        return pending
-
-    def _judge(self, n: int, adir: Path, reply: Reply, request: dict, records: list[dict], base: dict) -> dict:
-        pending = self._pending(n, adir, reply, records)
-        name = pending["candidate"]
-        parent = request["parent"]
-        evo = {"evolve": {"run": str(self.rundir.path), "attempt": n, "model": reply.model,
-                          "prompt_sha256": request["prompt_sha256"]}}
-        record = {**base, "candidate": name, "candidate_path": None, "report": None, "failure": "",
-                  "identical_to": None, "identical_attempt": None, "identical_kind": None}
-
-        extracted = extract_code(reply.text, stop_reason=reply.stop_reason)
-        if extracted.code is None:
-            why = extracted.problem or "reply has no code"
-            entry = record_rejection(
-                self.ledger, name, code_sha256(reply.text), why, parent=parent,
-                extra={**evo, "stage": "extract", "source": "the reply (no module)"},
-            )
-            return {**record, "stage": "extract", "verdict": "invalid", "decision": entry.decision,
-                    "reason": why, "failure": why, "ledger_seq": entry.seq, "code_sha256": None,
-                    "source_sha256": entry.source_sha256}
-
-        code = extracted.code
-        digest = code_sha256(code)
-        staged = adir / "candidate" / f"{name}.py"
-        if not staged.exists():
-            write_text_atomic(staged, code)
-        record.update(code_sha256=digest)
-        twin = next((r for r in records if r.get("code_sha256") == digest), None)
-        checked = check_module(staged)
-        if twin is not None:
-            why = (f"identical source to attempt {twin['attempt']} ({twin['candidate']}): the model returned the "
-                   "same module; not judged again")
-            entry = record_rejection(
-                self.ledger, name, checked.sha256, why, parent=parent, identical_to=twin["candidate"],
-                extra={**evo, "stage": "identical"},
-            )
-            return {**record, "stage": "identical", "verdict": "rejected", "decision": entry.decision,
-                    "reason": why, "ledger_seq": entry.seq, "source_sha256": entry.source_sha256,
-                    "candidate_path": str(staged), "identical_to": twin["candidate"],
-                    "identical_attempt": twin["attempt"], "identical_kind": "the same source code"}
-        if checked.problem:
-            why = f"the module does not meet the contract: {checked.problem}"
-            return self._invalid(record, why, checked.sha256, staged, parent, evo)
-
-        target = self.settings.candidates_dir / f"{name}.py"
-        header = [
-            HEADER_FIRST.removeprefix("# ") + f" (python -m harness evolve), attempt {n}",
-            f"parent: {parent} (source sha256 {str(request.get('parent_sha256'))[:12]})",
-            f"model: {reply.model}",
-            f"prompt sha256: {request['prompt_sha256']}",
-            f"time (UTC): {pending['created_utc']}",
-            f"run: {self.rundir.path}",
-        ]
-        try:
-            text = add_header(code, header)
-        except (SyntaxError, ValueError) as err:
-            why = f"the module cannot carry the loop's header comment: {err}"
-            return self._invalid(record, why, checked.sha256, staged, parent, evo)
-        if target.exists():
-            if target.read_text(encoding="utf-8") != text:
-                raise HarnessError(
-                    f"{target} exists with other content than attempt {n} wrote; move it away and resume"
-                )
-        else:
-            write_text_atomic(target, text)
-        record["candidate_path"] = str(target)
-
-        suite = self._recorded_report(name, adir)
-        if suite is None:
-            self.say(f"attempt {n}: judging {name} with the suite ...")
-            suite = run_suite(self.settings.suite(), name, adir / "report", adir / "suite.log")
-        else:
-            self.say(f"attempt {n}: {name} was judged and recorded before the interruption; finishing its record")
-        record["suite_s"] = round(suite.wall_s, 3)
-        if suite.report is None:
-            why = suite.problem or "the suite failed"
-            sha = next(c.sha256 for c in discover_candidates(self.settings.candidates_dir) if c.name == name)
-            entry = record_rejection(self.ledger, name, sha, cut_text(why, 2000), parent=parent,
-                                     extra={**evo, "stage": "suite"})
-            return {**record, "stage": "suite", "verdict": "failed", "decision": entry.decision,
-                    "reason": cut_text(why, 400), "failure": cut_text(why, self.config.prompt.failure_chars * 2),
-                    "ledger_seq": entry.seq, "source_sha256": entry.source_sha256}
-        doc = load_doc(suite.report) or {}
-        v, entry = record_verdict(
-            doc, suite.report, name, ledger=self.ledger, candidates_dir=self.settings.candidates_dir,
-            config=self.adoption, parent=parent, extra={**evo, "stage": "verdict"},
+    def _ask(self, n: int, adir: Path, records: list[dict]) -> tuple[dict, Reply]:
+        """Steps 1 and 2: the prompt and the request saved, the model asked, its reply saved."""
+        champion = self._champion()
+        prompt = build_prompt(
+            self.prompt_inputs(records, champion),
+            char_budget=self.config.prompt.char_budget,
+            failure_chars=self.config.prompt.failure_chars,
         )
-        overall, clips = anchor_scores(doc, name, anchor=self.anchor, metric=self.metric)
-        verdict = "adopted" if entry.decision == "adopted" else ("failed" if v.decision == "failed" else "rejected")
-        scores = v.scores
-        vs_champ = (scores.get("vs_champion") or {}).get(self.metric) if isinstance(scores.get("vs_champion"), dict) else None
-        identical_attempt = None
-        if v.identical_to:
-            twin_name = v.identical_to.split(" (")[0]
-            identical_attempt = next((r["attempt"] for r in records if r.get("candidate") == twin_name), None)
-        failure = failure_text(doc, name, limit=self.config.prompt.failure_chars * 2) if v.decision == "failed" else ""
-        return {
-            **record,
-            "stage": "verdict",
-            "verdict": verdict,
-            "decision": entry.decision,
-            "reason": entry.reason if entry.decision == "adopted" else (v.reason or entry.reason),
-            "reasons": list(v.reasons),
-            "failure": failure,
-            "ledger_seq": entry.seq,
-            "source_sha256": entry.source_sha256,
-            "report": str(suite.report),
-            "suite_returncode": suite.returncode,
-            "summary": doc.get("candidates", {}).get(name, {}).get("summary"),
-            "champion": scores.get("champion"),
-            "bd_vs_anchor": overall,
-            "bd_vs_anchor_per_clip": {c.clip: c.bd_vs_anchor for c in clips},
-            "bd_vs_champion": vs_champ if isinstance(vs_champ, (int, float)) else None,
-            "bd_vs_champion_per_clip": scores.get("vs_champion_per_clip") or {},
-            "scores": scores,
-            "fingerprint": v.fingerprint,
-            "identical_to": v.identical_to,
-            "identical_attempt": identical_attempt,
-            "identical_kind": (v.reasons[0] if v.identical_to and v.reasons else None),
+        request = {
+            "attempt": n,
+            "prompt_sha256": prompt.sha256,
+            "prompt_chars": prompt.chars,
+            "prompt_cut": prompt.cut,
+            "parent": champion.candidate,
+            "parent_sha256": champion.source_sha256,
+            "parent_seq": champion.seq,
+            "model": self.config.model.name,
+            "max_tokens": self.config.model.max_tokens,
+            "temperature": self.config.model.temperature,
+            "started_utc": utc_stamp(self.clock()),
         }
-
-    def _invalid(self, record: dict, why: str, sha: str, staged: Path, parent: str, evo: dict) -> dict:
-        """A module that does not pass the static checks: kept in the attempt's folder, recorded as rejected."""
-        entry = record_rejection(self.ledger, record["candidate"], sha, why, parent=parent,
-                                 extra={**evo, "stage": "check"})
-        return {**record, "stage": "check", "verdict": "invalid", "decision": entry.decision, "reason": why,
-                "failure": why, "ledger_seq": entry.seq, "source_sha256": entry.source_sha256,
-                "candidate_path": str(staged)}
-
-    def _recorded_report(self, name: str, adir: Path) -> SuiteRun | None:
-        """The attempt's report when a killed run already recorded its verdict (no need to judge again)."""
-        latest = adir / "report" / "latest.json"
-        doc = load_doc(latest)
-        sha = ((doc or {}).get("candidates", {}).get(name) or {}).get("sha256")
-        on_disk = next((c.sha256 for c in discover_candidates(self.settings.candidates_dir) if c.name == name), None)
-        if not sha or sha != on_disk:
-            return None
-        if not any(e.candidate == name and e.source_sha256 == sha for e in self.ledger.entries()):
-            return None
-        return SuiteRun(returncode=None, report=latest, problem=None, wall_s=0.0, command=[])
+        write_text_atomic(adir / "prompt.md", prompt.as_markdown())
+        self.rundir.write_json(adir / "request.json", request)
+        self.say(
+            f"attempt {n}: asking {self.config.model.name} (prompt {prompt.chars:,} characters, "
+            f"sha256 {prompt.sha256[:12]}{', cut: ' + '; '.join(prompt.cut) if prompt.cut else ''})"
+        )
+        reply = self.client.complete(prompt.system, prompt.user)
+        self.rundir.write_json(adir / "reply.json", reply.to_json())
+        write_text_atomic(adir / "reply.md", reply.text)
+        return request, reply
 
     # ------------------------------------------------------------------ the prompt's inputs
 
@@ -574,97 +429,3 @@ class Evolution:
             rules=rules,
             limits=limit_text,
         )
-
-
-HEADER_FIRST = "# evolve: written by the evolution loop"
-
-
-def strip_header(source: str) -> str:
-    """The module without the loop's header comment (shown to the model: it gets a fresh one)."""
-    lines = source.split("\n")
-    for i, line in enumerate(lines):
-        if line.startswith(HEADER_FIRST):
-            j = i
-            while j < len(lines) and lines[j].startswith("#"):
-                j += 1
-            return "\n".join(lines[:i] + lines[j:])
-    return source
-
-
-# ---------------------------------------------------------------------- progress and summary
-
-
-def _words(value: object) -> str:
-    return describe(value) if isinstance(value, (int, float)) else "n/a"
-
-
-def progress_line(record: dict, iterations: int, anchor: str = "x265") -> str:
-    head = f"attempt {record['attempt']}/{iterations} {record['candidate']}: {str(record['verdict']).upper()}"
-    parts = []
-    if record.get("bd_vs_anchor") is not None or record.get("stage") == "verdict":
-        parts.append(f"vs {anchor} {_words(record.get('bd_vs_anchor'))}")
-    if record.get("bd_vs_champion") is not None:
-        parts.append(f"vs champion {record.get('champion')} {_words(record.get('bd_vs_champion'))}")
-    reason = _short(record.get("reason"), 300)
-    usage = record.get("usage") or {}
-    cost = record.get("cost_usd")
-    tokens = f"tokens {int(usage.get('input_tokens') or 0):,} in + {int(usage.get('output_tokens') or 0):,} out" + (
-        f", ${cost:.4f}" if isinstance(cost, (int, float)) else ""
-    )
-    return f"{head} — " + "; ".join(parts + [reason]) + f" [{tokens}]"
-
-
-def summary_table(
-    records: list[dict], stop_reason: str | None, initial: dict, anchor: str, champion: LedgerEntry | None
-) -> str:
-    head = ("#", "candidate", "verdict", f"vs {anchor}", "vs champion", "tokens", "cost", "reason")
-    rows = []
-    for r in records:
-        cost = r.get("cost_usd")
-        rows.append((
-            str(r["attempt"]), str(r.get("candidate")), str(r.get("verdict")),
-            _fmt(r.get("bd_vs_anchor")), _fmt(r.get("bd_vs_champion")), f"{int(r.get('tokens') or 0):,}",
-            f"${cost:.4f}" if isinstance(cost, (int, float)) else "n/a",
-            _short(r.get("reason"), 90),
-        ))
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head) - 1)]
-    lines = [f"evolution run: {len(records)} attempt(s); stopped: {stop_reason or 'not stopped'}"]
-    for row in [head, *rows]:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
-    passed = [r for r in records if r.get("verdict") in ("adopted", "rejected") and r.get("bd_vs_anchor") is not None]
-    if passed:
-        best = min(passed, key=lambda r: r["bd_vs_anchor"])
-        lines.append(
-            f"best attempt: {best['attempt']} {best['candidate']} ({best['verdict']}): vs {anchor} "
-            f"{describe(best['bd_vs_anchor'])}"
-        )
-    else:
-        lines.append("best attempt: none passed the suite")
-    trend = [f"{_fmt(initial.get('bd_vs_anchor'))} ({initial.get('name', '?')})"]
-    for r in records:
-        if r.get("verdict") == "adopted":
-            trend.append(f"{_fmt(r.get('bd_vs_anchor'))} (attempt {r['attempt']})")
-    lines.append(f"champion vs {anchor}, trend: " + " -> ".join(trend))
-    if champion is not None:
-        lines.append(f"champion now: {champion.candidate} (ledger seq {champion.seq})")
-    counts = {v: sum(1 for r in records if r.get("verdict") == v) for v in ("adopted", "rejected", "failed", "invalid")}
-    tin = sum(int((r.get("usage") or {}).get("input_tokens") or 0) for r in records)
-    tout = sum(int((r.get("usage") or {}).get("output_tokens") or 0) for r in records)
-    costs = [r.get("cost_usd") for r in records]
-    priced = [c for c in costs if isinstance(c, (int, float))]
-    cost_text = "n/a (no price for the model in the config)" if records and not priced else f"${sum(priced):.4f}" + (
-        " (some attempts unpriced)" if len(priced) < len(costs) else ""
-    )
-    lines.append(
-        ", ".join(f"{k} {v}" for k, v in counts.items()) + f"; tokens {tin:,} in / {tout:,} out; cost {cost_text}"
-    )
-    return "\n".join(lines)
-
-
-def _short(text: object, limit: int) -> str:
-    line = " ".join(str(text or "").split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _fmt(value: object) -> str:
-    return f"{value:+.1f} %" if isinstance(value, (int, float)) else "n/a"

@@ -1,0 +1,257 @@
+"""Steps 3 and 4 of an attempt: from the model's reply to a recorded verdict (see harness/evolve/loop.py).
+
+`AttemptJudge.judge` takes the reply and returns the attempt's record (what attempts.jsonl gets),
+one step at a time:
+
+- the candidate's name, fixed in pending.json before anything else is written;
+- the first ```python block of the reply (none: recorded as invalid, stage "extract");
+- the module staged in the attempt's folder and checked by reading (the same code as an earlier
+  attempt: rejected, stage "identical"; a module that does not meet the contract: invalid, stage
+  "check"), then written to the candidates folder with the loop's header;
+- the suite on it (or, after a kill, the report a finished run left), its failure recorded
+  (stage "suite") or the adoption verdict recorded (stage "verdict").
+
+Every outcome is exactly one ledger entry (harness/evolve/judge.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.adoption import AdoptionConfig
+from harness.atomic import write_text_atomic
+from harness.candidate import discover_candidates
+from harness.errors import HarnessError
+from harness.evolve.client import Reply
+from harness.evolve.extract import (
+    HEADER_FIRST,
+    Extracted,
+    add_header,
+    candidate_name,
+    check_module,
+    code_sha256,
+    extract_code,
+)
+from harness.evolve.judge import SuiteRun, record_rejection, record_verdict, run_suite
+from harness.evolve.log import RunDir, utc_stamp
+from harness.evolve.results import anchor_scores, cut_text, failure_text, load_doc
+from harness.ledger import Ledger
+
+if TYPE_CHECKING:
+    from harness.evolve.loop import RunSettings
+
+__all__ = ["AttemptJudge"]
+
+
+@dataclass
+class AttemptJudge:
+    """Judges and records the candidate of each reply of a run (the state it needs, nothing more)."""
+
+    settings: RunSettings
+    rundir: RunDir
+    ledger: Ledger
+    adoption: AdoptionConfig
+    say: Callable[[str], None]
+    clock: Callable[[], datetime]
+
+    @property
+    def anchor(self) -> str:
+        return self.adoption.bootstrap_anchor
+
+    @property
+    def metric(self) -> str:
+        return self.adoption.primary_metric
+
+    @property
+    def failure_chars(self) -> int:
+        return self.settings.config.prompt.failure_chars
+
+    # ------------------------------------------------------------------ the steps
+
+    def judge(self, n: int, adir: Path, reply: Reply, request: dict, records: list[dict], base: dict) -> dict:
+        """The record of attempt `n` (`base`: what the loop knows of the request and the reply)."""
+        pending = self.pending(n, adir, records)
+        name = pending["candidate"]
+        parent = request["parent"]
+        evo = {"evolve": {"run": str(self.rundir.path), "attempt": n, "model": reply.model,
+                          "prompt_sha256": request["prompt_sha256"]}}
+        record = {**base, "candidate": name, "candidate_path": None, "report": None, "failure": "",
+                  "identical_to": None, "identical_attempt": None, "identical_kind": None}
+
+        extracted = extract_code(reply.text, stop_reason=reply.stop_reason)
+        if extracted.code is None:
+            return self._no_code(record, reply, extracted, parent, evo)
+        code = extracted.code
+        digest = code_sha256(code)
+        staged = adir / "candidate" / f"{name}.py"
+        if not staged.exists():
+            write_text_atomic(staged, code)
+        record.update(code_sha256=digest)
+        twin = next((r for r in records if r.get("code_sha256") == digest), None)
+        checked = check_module(staged)
+        if twin is not None:
+            return self._identical_source(record, twin, checked.sha256, staged, parent, evo)
+        if checked.problem:
+            why = f"the module does not meet the contract: {checked.problem}"
+            return self._invalid(record, why, checked.sha256, staged, parent, evo)
+        why = self._install(n, name, code, request, reply, pending, record)
+        if why is not None:
+            return self._invalid(record, why, checked.sha256, staged, parent, evo)
+
+        suite = self._suite(n, name, adir)
+        record["suite_s"] = round(suite.wall_s, 3)
+        if suite.report is None:
+            return self._suite_failed(record, name, suite, parent, evo)
+        return self._verdict(record, records, name, suite, parent, evo)
+
+    def pending(self, n: int, adir: Path, records: list[dict]) -> dict:
+        """The attempt's candidate name and creation time, fixed in pending.json (kept on resume)."""
+        path = adir / "pending.json"
+        pending = self.rundir.read_json(path)
+        if pending is not None:
+            return pending
+        when = self.clock()
+        taken = {c.name for c in discover_candidates(self.settings.candidates_dir)}
+        taken |= {e.candidate for e in self.ledger.entries()} | {str(r.get("candidate")) for r in records}
+        pending = {"candidate": candidate_name(when, n, taken), "created_utc": utc_stamp(when)}
+        self.rundir.write_json(path, pending)
+        return pending
+
+    def _install(
+        self, n: int, name: str, code: str, request: dict, reply: Reply, pending: dict, record: dict
+    ) -> str | None:
+        """Write the module, with the loop's header, to the candidates folder; why not, if it cannot carry it."""
+        target = self.settings.candidates_dir / f"{name}.py"
+        header = [
+            HEADER_FIRST.removeprefix("# ") + f" (python -m harness evolve), attempt {n}",
+            f"parent: {request['parent']} (source sha256 {str(request.get('parent_sha256'))[:12]})",
+            f"model: {reply.model}",
+            f"prompt sha256: {request['prompt_sha256']}",
+            f"time (UTC): {pending['created_utc']}",
+            f"run: {self.rundir.path}",
+        ]
+        try:
+            text = add_header(code, header)
+        except (SyntaxError, ValueError) as err:
+            return f"the module cannot carry the loop's header comment: {err}"
+        if target.exists():
+            if target.read_text(encoding="utf-8") != text:
+                raise HarnessError(
+                    f"{target} exists with other content than attempt {n} wrote; move it away and resume"
+                )
+        else:
+            write_text_atomic(target, text)
+        record["candidate_path"] = str(target)
+        return None
+
+    def _suite(self, n: int, name: str, adir: Path) -> SuiteRun:
+        """The suite run on `name`, or the report a killed run already judged and recorded."""
+        suite = self._recorded_report(name, adir)
+        if suite is None:
+            self.say(f"attempt {n}: judging {name} with the suite ...")
+            return run_suite(self.settings.suite(), name, adir / "report", adir / "suite.log")
+        self.say(f"attempt {n}: {name} was judged and recorded before the interruption; finishing its record")
+        return suite
+
+    def _recorded_report(self, name: str, adir: Path) -> SuiteRun | None:
+        """The attempt's report when a killed run already recorded its verdict (no need to judge again)."""
+        latest = adir / "report" / "latest.json"
+        doc = load_doc(latest)
+        sha = ((doc or {}).get("candidates", {}).get(name) or {}).get("sha256")
+        on_disk = next((c.sha256 for c in discover_candidates(self.settings.candidates_dir) if c.name == name), None)
+        if not sha or sha != on_disk:
+            return None
+        if not any(e.candidate == name and e.source_sha256 == sha for e in self.ledger.entries()):
+            return None
+        return SuiteRun(returncode=None, report=latest, problem=None, wall_s=0.0, command=[])
+
+    # ------------------------------------------------------------------ the outcomes
+
+    def _no_code(self, record: dict, reply: Reply, extracted: Extracted, parent: str, evo: dict) -> dict:
+        """A reply without a usable module: recorded as invalid (the ledger gets the reply's hash)."""
+        why = extracted.problem or "reply has no code"
+        entry = record_rejection(
+            self.ledger, record["candidate"], code_sha256(reply.text), why, parent=parent,
+            extra={**evo, "stage": "extract", "source": "the reply (no module)"},
+        )
+        return {**record, "stage": "extract", "verdict": "invalid", "decision": entry.decision,
+                "reason": why, "failure": why, "ledger_seq": entry.seq, "code_sha256": None,
+                "source_sha256": entry.source_sha256}
+
+    def _identical_source(self, record: dict, twin: dict, sha: str, staged: Path, parent: str, evo: dict) -> dict:
+        """The same module as an earlier attempt's: rejected without judging it again."""
+        why = (f"identical source to attempt {twin['attempt']} ({twin['candidate']}): the model returned the "
+               "same module; not judged again")
+        entry = record_rejection(
+            self.ledger, record["candidate"], sha, why, parent=parent, identical_to=twin["candidate"],
+            extra={**evo, "stage": "identical"},
+        )
+        return {**record, "stage": "identical", "verdict": "rejected", "decision": entry.decision,
+                "reason": why, "ledger_seq": entry.seq, "source_sha256": entry.source_sha256,
+                "candidate_path": str(staged), "identical_to": twin["candidate"],
+                "identical_attempt": twin["attempt"], "identical_kind": "the same source code"}
+
+    def _invalid(self, record: dict, why: str, sha: str, staged: Path, parent: str, evo: dict) -> dict:
+        """A module that does not pass the static checks: kept in the attempt's folder, recorded as rejected."""
+        entry = record_rejection(self.ledger, record["candidate"], sha, why, parent=parent,
+                                 extra={**evo, "stage": "check"})
+        return {**record, "stage": "check", "verdict": "invalid", "decision": entry.decision, "reason": why,
+                "failure": why, "ledger_seq": entry.seq, "source_sha256": entry.source_sha256,
+                "candidate_path": str(staged)}
+
+    def _suite_failed(self, record: dict, name: str, suite: SuiteRun, parent: str, evo: dict) -> dict:
+        """The suite wrote no report that judged `name`: recorded as failed, with why."""
+        why = suite.problem or "the suite failed"
+        sha = next(c.sha256 for c in discover_candidates(self.settings.candidates_dir) if c.name == name)
+        entry = record_rejection(self.ledger, name, sha, cut_text(why, 2000), parent=parent,
+                                 extra={**evo, "stage": "suite"})
+        return {**record, "stage": "suite", "verdict": "failed", "decision": entry.decision,
+                "reason": cut_text(why, 400), "failure": cut_text(why, self.failure_chars * 2),
+                "ledger_seq": entry.seq, "source_sha256": entry.source_sha256}
+
+    def _verdict(self, record: dict, records: list[dict], name: str, suite: SuiteRun, parent: str,
+                 evo: dict) -> dict:
+        """The adoption verdict from the suite's report, recorded; the record carries its scores."""
+        assert suite.report is not None
+        doc = load_doc(suite.report) or {}
+        v, entry = record_verdict(
+            doc, suite.report, name, ledger=self.ledger, candidates_dir=self.settings.candidates_dir,
+            config=self.adoption, parent=parent, extra={**evo, "stage": "verdict"},
+        )
+        overall, clips = anchor_scores(doc, name, anchor=self.anchor, metric=self.metric)
+        verdict = "adopted" if entry.decision == "adopted" else ("failed" if v.decision == "failed" else "rejected")
+        scores = v.scores
+        vs_champ = (scores.get("vs_champion") or {}).get(self.metric) if isinstance(scores.get("vs_champion"), dict) else None
+        identical_attempt = None
+        if v.identical_to:
+            twin_name = v.identical_to.split(" (")[0]
+            identical_attempt = next((r["attempt"] for r in records if r.get("candidate") == twin_name), None)
+        failure = failure_text(doc, name, limit=self.failure_chars * 2) if v.decision == "failed" else ""
+        return {
+            **record,
+            "stage": "verdict",
+            "verdict": verdict,
+            "decision": entry.decision,
+            "reason": entry.reason if entry.decision == "adopted" else (v.reason or entry.reason),
+            "reasons": list(v.reasons),
+            "failure": failure,
+            "ledger_seq": entry.seq,
+            "source_sha256": entry.source_sha256,
+            "report": str(suite.report),
+            "suite_returncode": suite.returncode,
+            "summary": doc.get("candidates", {}).get(name, {}).get("summary"),
+            "champion": scores.get("champion"),
+            "bd_vs_anchor": overall,
+            "bd_vs_anchor_per_clip": {c.clip: c.bd_vs_anchor for c in clips},
+            "bd_vs_champion": vs_champ if isinstance(vs_champ, (int, float)) else None,
+            "bd_vs_champion_per_clip": scores.get("vs_champion_per_clip") or {},
+            "scores": scores,
+            "fingerprint": v.fingerprint,
+            "identical_to": v.identical_to,
+            "identical_attempt": identical_attempt,
+            "identical_kind": (v.reasons[0] if v.identical_to and v.reasons else None),
+        }

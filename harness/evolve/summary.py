@@ -1,0 +1,84 @@
+"""What a run prints: the progress line after each attempt and the summary table at the end (RUN/summary.md)."""
+
+from __future__ import annotations
+
+from harness.bdrate import describe
+from harness.ledger import LedgerEntry
+
+__all__ = ["progress_line", "summary_table"]
+
+
+def _words(value: object) -> str:
+    return describe(value) if isinstance(value, (int, float)) else "n/a"
+
+
+def progress_line(record: dict, iterations: int, anchor: str = "x265") -> str:
+    head = f"attempt {record['attempt']}/{iterations} {record['candidate']}: {str(record['verdict']).upper()}"
+    parts = []
+    if record.get("bd_vs_anchor") is not None or record.get("stage") == "verdict":
+        parts.append(f"vs {anchor} {_words(record.get('bd_vs_anchor'))}")
+    if record.get("bd_vs_champion") is not None:
+        parts.append(f"vs champion {record.get('champion')} {_words(record.get('bd_vs_champion'))}")
+    reason = _short(record.get("reason"), 300)
+    usage = record.get("usage") or {}
+    cost = record.get("cost_usd")
+    tokens = f"tokens {int(usage.get('input_tokens') or 0):,} in + {int(usage.get('output_tokens') or 0):,} out" + (
+        f", ${cost:.4f}" if isinstance(cost, (int, float)) else ""
+    )
+    return f"{head} — " + "; ".join(parts + [reason]) + f" [{tokens}]"
+
+
+def summary_table(
+    records: list[dict], stop_reason: str | None, initial: dict, anchor: str, champion: LedgerEntry | None
+) -> str:
+    head = ("#", "candidate", "verdict", f"vs {anchor}", "vs champion", "tokens", "cost", "reason")
+    rows = []
+    for r in records:
+        cost = r.get("cost_usd")
+        rows.append((
+            str(r["attempt"]), str(r.get("candidate")), str(r.get("verdict")),
+            _fmt(r.get("bd_vs_anchor")), _fmt(r.get("bd_vs_champion")), f"{int(r.get('tokens') or 0):,}",
+            f"${cost:.4f}" if isinstance(cost, (int, float)) else "n/a",
+            _short(r.get("reason"), 90),
+        ))
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head) - 1)]
+    lines = [f"evolution run: {len(records)} attempt(s); stopped: {stop_reason or 'not stopped'}"]
+    for row in [head, *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1])
+    passed = [r for r in records if r.get("verdict") in ("adopted", "rejected") and r.get("bd_vs_anchor") is not None]
+    if passed:
+        best = min(passed, key=lambda r: r["bd_vs_anchor"])
+        lines.append(
+            f"best attempt: {best['attempt']} {best['candidate']} ({best['verdict']}): vs {anchor} "
+            f"{describe(best['bd_vs_anchor'])}"
+        )
+    else:
+        lines.append("best attempt: none passed the suite")
+    trend = [f"{_fmt(initial.get('bd_vs_anchor'))} ({initial.get('name', '?')})"]
+    for r in records:
+        if r.get("verdict") == "adopted":
+            trend.append(f"{_fmt(r.get('bd_vs_anchor'))} (attempt {r['attempt']})")
+    lines.append(f"champion vs {anchor}, trend: " + " -> ".join(trend))
+    if champion is not None:
+        lines.append(f"champion now: {champion.candidate} (ledger seq {champion.seq})")
+    counts = {v: sum(1 for r in records if r.get("verdict") == v) for v in ("adopted", "rejected", "failed", "invalid")}
+    tin = sum(int((r.get("usage") or {}).get("input_tokens") or 0) for r in records)
+    tout = sum(int((r.get("usage") or {}).get("output_tokens") or 0) for r in records)
+    costs = [r.get("cost_usd") for r in records]
+    priced = [c for c in costs if isinstance(c, (int, float))]
+    cost_text = "n/a (no price for the model in the config)" if records and not priced else f"${sum(priced):.4f}" + (
+        " (some attempts unpriced)" if len(priced) < len(costs) else ""
+    )
+    lines.append(
+        ", ".join(f"{k} {v}" for k, v in counts.items()) + f"; tokens {tin:,} in / {tout:,} out; cost {cost_text}"
+    )
+    return "\n".join(lines)
+
+
+def _short(text: object, limit: int) -> str:
+    line = " ".join(str(text or "").split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _fmt(value: object) -> str:
+    return f"{value:+.1f} %" if isinstance(value, (int, float)) else "n/a"
