@@ -37,7 +37,7 @@ from harness.render.view import (
     nodeid_params,
     short_date,
 )
-from harness.results import load_report
+from harness.results import RunResults, load_report
 
 __all__ = ["Change", "Comparison", "compare_reports", "register"]
 
@@ -318,7 +318,11 @@ def _identical_bitstreams(old_c: Mapping, new_c: Mapping) -> int:
 
 
 def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
-    """What got better or worse from `old_doc` to `new_doc` (both report documents)."""
+    """What got better or worse from `old_doc` to `new_doc` (both report documents).
+
+    Each is read through the typed model first, so what it derives (the mean over clips) is
+    computed from its per-clip results, never taken from what a document claims."""
+    old_doc, new_doc = (RunResults.from_json(d, validate=False).to_json() for d in (old_doc, new_doc))
     old, new = ReportView(old_doc), ReportView(new_doc)
     cmp = Comparison(old_label=_label_of(old_doc), new_label=_label_of(new_doc))
     _settings_warnings(old, new, cmp.warnings)

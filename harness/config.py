@@ -76,12 +76,45 @@ def _get(data: dict, path: str, kind: type | tuple[type, ...], source: Path):
     return node
 
 
+_KNOWN = {
+    "frames": {"default"},
+    "rate": {"mode", "anchor", "ladder_bpp", "max_overshoot"},
+    "quality": {"min_psnr_y"},
+    "limits": {"wall_s", "cpu_s", "memory_bytes", "processes", "file_bytes", "tmp_bytes", "max_candidate_bytes"},
+    "budget": {"encode_s_per_mpixel", "decode_s_per_mpixel", "startup_s", "peak_rss_bytes"},
+    "anchors": {"compare"},
+    "bd": {"metrics", "method"},
+    "gates": {"max_bd_rate_vs_anchor", "heldout_gap_percent"},
+    "flags": {"too_good_bd_rate_percent", "too_good_bits_fraction"},
+}
+
+
+def _unknown_keys(data: dict, source: Path) -> None:
+    """A misspelt threshold would be silently unused: name every key this harness does not read."""
+    import difflib
+
+    for section, value in data.items():
+        if section not in _KNOWN:
+            hint = difflib.get_close_matches(section, _KNOWN, 1)
+            raise ConfigError(
+                f"{source}: unknown section [{section}]" + (f"; did you mean [{hint[0]}]?" if hint else "")
+            )
+        for key in value if isinstance(value, dict) else ():
+            if key not in _KNOWN[section]:
+                hint = difflib.get_close_matches(key, _KNOWN[section], 1)
+                raise ConfigError(
+                    f"{source}: unknown key `{section}.{key}`"
+                    + (f"; did you mean `{section}.{hint[0]}`?" if hint else f"; known: {', '.join(sorted(_KNOWN[section]))}")
+                )
+
+
 def load_suite_config(path: Path) -> SuiteConfig:
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"cannot read the suite config {path}: {err}") from err
+    _unknown_keys(data, path)
     num = (int, float)
     ladder = _get(data, "rate.ladder_bpp", list, path)
     if not ladder or not all(isinstance(x, num) and x > 0 for x in ladder):

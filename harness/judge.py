@@ -285,6 +285,9 @@ class Judge:
         points = [self.point(candidate, clip, r) for r in range(self.rung_count)]
         self.curve(candidate, clip)
         mine = [p.measurement for p in points]
+        missing = [a for a in self.config.compare_anchors if a not in self.anchor_specs]
+        if missing:
+            raise HarnessError(f"no BD-rate: the anchors {missing} are not configured for this run")
         return {
             anchor: self._bd_metrics([p.measurement for p in self.anchor_curve(clip, anchor)], mine)
             for anchor in self.config.compare_anchors
