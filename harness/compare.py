@@ -317,6 +317,24 @@ def _identical_bitstreams(old_c: Mapping, new_c: Mapping) -> int:
     return same
 
 
+def _flipped_tests(cand: str, old_tests: Mapping, new_tests: Mapping) -> list[Change]:
+    """Tests of `cand` that passed in one report and not in the other."""
+    out = []
+    for nodeid, test in new_tests.items():
+        if nodeid not in old_tests:
+            continue
+        oa, ob = as_dict(old_tests[nodeid]).get("outcome"), as_dict(test).get("outcome")
+        if oa == ob or "passed" not in (oa, ob):
+            continue
+        _, clip, _ = nodeid_params(nodeid)
+        reason = str(as_dict(test).get("reason") or as_dict(old_tests[nodeid]).get("reason") or "")
+        direction = "better" if ob == "passed" else "worse"
+        out.append(
+            Change(cand, clip, nodeid_label(nodeid), str(oa), str(ob), " ".join(reason.split())[:160], direction, "test")
+        )
+    return out
+
+
 def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
     """What got better or worse from `old_doc` to `new_doc` (both report documents).
 
@@ -342,28 +360,8 @@ def compare_reports(old_doc: Mapping, new_doc: Mapping) -> Comparison:
                     f"{cand}: the source changed but all {same} bitstreams are byte-identical to the old report: "
                     "is the new code really what ran?"
                 )
-        # tests that flipped
         old_tests, new_tests = old.candidate_tests(cand), new.candidate_tests(cand)
-        for nodeid, test in new_tests.items():
-            if nodeid not in old_tests:
-                continue
-            oa, ob = as_dict(old_tests[nodeid]).get("outcome"), as_dict(test).get("outcome")
-            if oa == ob or "passed" not in (oa, ob):
-                continue
-            _, clip, _ = nodeid_params(nodeid)
-            reason = str(as_dict(test).get("reason") or as_dict(old_tests[nodeid]).get("reason") or "")
-            changes.append(
-                Change(
-                    cand,
-                    clip,
-                    nodeid_label(nodeid),
-                    str(oa),
-                    str(ob),
-                    " ".join(reason.split())[:160],
-                    "better" if ob == "passed" else "worse",
-                    "test",
-                )
-            )
+        changes += _flipped_tests(cand, old_tests, new_tests)
         added = [n for n in new_tests if n not in old_tests]
         removed = [n for n in old_tests if n not in new_tests]
         if added or removed:
