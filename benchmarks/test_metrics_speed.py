@@ -25,6 +25,9 @@ from harness.video import Video, read_video
 from harness.vmaf import compute_vmaf, ffmpeg_exe
 from tests.conftest import SHARED_FIXTURES, x264_round_trip
 
+# The harness's own speed, for its developers: run with `pytest benchmarks/ --harness-benchmarks`.
+pytestmark = pytest.mark.harness_benchmark
+
 SHARED_1080P = "libvpx_screen_code_1920x1080_3f.mkv"
 FRAMES = 12
 ALL = ("psnr", "ssim", "ms_ssim", "vmaf", "vmaf_neg")

@@ -16,6 +16,9 @@ from harness.runner import Runner
 from harness.sandbox import Sandbox
 from harness.video import read_video
 
+# The harness's own speed, for its developers: run with `pytest benchmarks/ --harness-benchmarks`.
+pytestmark = pytest.mark.harness_benchmark
+
 _NOOP = '''"""Does no work: measures the sandbox's own cost."""
 from harness.video import Video
 

@@ -72,6 +72,12 @@ class SuiteSession:
 
     @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group marks
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if not self.config.getoption("harness_benchmarks"):
+            # The harness's own speed benchmarks are opt-in: `pytest benchmarks/` judges codecs.
+            skipped = [i for i in items if i.get_closest_marker("harness_benchmark")]
+            if skipped:
+                self.config.hook.pytest_deselected(items=skipped)
+                items[:] = [i for i in items if not i.get_closest_marker("harness_benchmark")]
         for item in items:
             params = getattr(getattr(item, "callspec", None), "params", {})
             if "candidate" in params:
@@ -199,7 +205,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             "--sandbox=none: candidate code ran WITHOUT isolation. Use it for trusted code only.", red=True
         )
     if state.collector.written:
+        from harness.render.terminal import leaderboard_lines
+
+        terminalreporter.write_sep("-", "codec harness leaderboard")
+        for line in leaderboard_lines(state.collector.last_document or {}, state.collector.written):
+            terminalreporter.write_line(line, yellow=line.startswith("WARNING"), bold=line.startswith("WARNING"))
         terminalreporter.write_sep("-", f"codec harness result: {state.collector.written}")
-        for name, cand in (state.collector.last_document or {}).get("candidates", {}).items():
-            for flag in cand.get("flags") or []:
-                terminalreporter.write_line(f"WARNING {name}: {flag}", yellow=True, bold=True)

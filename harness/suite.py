@@ -94,6 +94,12 @@ class SuiteOptions:
     ledger: Path | None = field(default=None, metadata=_option(
         "--ledger", "adoption ledger whose champion is compared with (default: <rootdir>/ledger.jsonl)", "path"
     ))
+    harness_benchmarks: bool = field(default=False, metadata=_option(
+        "--harness-benchmarks",
+        "also run the harness's own speed benchmarks (metric kernels, sandbox overhead, per-call timing: for "
+        "the harness's developers; judging codecs does not need them)",
+        "flag",
+    ))
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

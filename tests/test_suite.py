@@ -39,6 +39,7 @@ EVERY_OPTION = SuiteOptions(
     refresh_anchors=True,
     rerun=True,
     ledger=Path("/p/ledger.jsonl"),
+    harness_benchmarks=True,
 )
 
 
@@ -60,7 +61,7 @@ def test_every_field_is_an_option_and_defaults_give_no_flags(pytester):
     flags = [flag for flag, _ in SuiteOptions.option_specs()]
     assert flags == [
         "--clips", "--heldout", "--frames", "--candidates", "--candidates-dir", "--fixtures-dir", "--sandbox",
-        "--sandbox-gpu", "--report-dir", "--cache-dir", "--refresh-anchors", "--rerun", "--ledger",
+        "--sandbox-gpu", "--report-dir", "--cache-dir", "--refresh-anchors", "--rerun", "--ledger", "--harness-benchmarks",
     ]
     assert EVERY_OPTION.to_pytest_args()[:6] == ["--clips", "shared", "--heldout", "/clips/held out", "--frames", "3"]
     assert "--candidates" in EVERY_OPTION.to_pytest_args()

@@ -1,0 +1,50 @@
+"""The leaderboard at the end of `pytest benchmarks/`: what a run found, in the terminal.
+
+One line per candidate, best first: verdict, BD-rate against the rate anchor per metric with its
+coverage (clips averaged / clips judged), against the champion, the worst clip; then warnings
+(e.g. too good to be true) and where the HTML and Markdown are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.render.view import ReportView, as_dict, metric_label
+
+__all__ = ["leaderboard_lines"]
+
+
+def _bd(slot: Mapping) -> str:
+    """"+2.3 % (3/3)": the mean BD-rate and how many clips it covers; "n/a (0/3)" without one."""
+    covered = len(slot.get("clips") or [])
+    judged = covered + len(as_dict(slot.get("excluded")))
+    value = slot.get("bd_rate")
+    text = f"{value:+.1f} %" if isinstance(value, int | float) else "n/a"
+    return f"{text} ({covered}/{judged})" if judged else text
+
+
+def leaderboard_lines(doc: Mapping, report: Path | None = None) -> list[str]:
+    """The leaderboard's lines (no colours: the caller's terminal writer adds them)."""
+    view = ReportView(doc)
+    if not view.candidates:
+        return ["no candidate was judged"]
+    head = ["candidate", "verdict"] + [f"{metric_label(m)} vs {view.rate_anchor}" for m in view.bd_metrics]
+    head += ["vs champion", f"worst clip ({metric_label(view.primary)})"]
+    rows = [head]
+    for name in view.order():
+        _, words = view.verdict(name)
+        row = [name, words] + [_bd(view.overall(name, m)) for m in view.bd_metrics]
+        champ, results = view.champion(name)
+        row.append(_bd(as_dict(results.get(view.primary))) if champ and results else "-")
+        worst = view.worst_clip(name)
+        row.append(f"{worst[0]} {worst[1]:+.1f} %" if worst else "-")
+        rows.append(row)
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.append("BD-rate: % more (+) or fewer (-) bits than the reference at equal quality (clips averaged/judged)")
+    for name in view.order():
+        lines += [f"WARNING {name}: {flag}" for flag in view.flags(name)]
+    if report is not None:
+        lines.append(f"HTML: {report.with_suffix('.html')}   Markdown: {report.with_suffix('.md')}")
+    return lines
