@@ -136,6 +136,11 @@ def _curve(points: Sequence[Sequence[float]], role: str) -> tuple[np.ndarray, np
 
 def _monotone_problem(rate: np.ndarray, quality: np.ndarray, role: str) -> str | None:
     for i in range(len(rate) - 1):
+        if rate[i + 1] == rate[i] and quality[i + 1] == quality[i]:
+            return (
+                f"{role} curve has two points with the same rate {rate[i]:.6g} and quality {quality[i]:.4f}: "
+                "the encoder gave the same bitstream for two target rates"
+            )
         if not (rate[i + 1] > rate[i] and quality[i + 1] > quality[i]):
             return (
                 f"{role} curve is not monotone: rate {rate[i]:.6g} -> quality {quality[i]:.4f}, "

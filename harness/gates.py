@@ -208,7 +208,9 @@ def bd_rate_gate(
     if primary is None:
         return _failed("bd_rate", candidate, f"{metric} was not measured on {clip}", clip)
     if not primary.comparable:
-        return _failed("bd_rate", candidate, f"BD-rate against {anchor} not comparable: {primary.warning}", clip)
+        why = primary.warning or "no BD-rate"
+        why = why if why.startswith("not comparable") else f"not comparable: {why}"
+        return _failed("bd_rate", candidate, f"BD-rate against {anchor} {why}", clip)
     if primary.bd_rate > config.max_bd_rate_vs_anchor:
         return _failed(
             "bd_rate", candidate,

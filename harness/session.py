@@ -88,7 +88,7 @@ def build_judge(options: SuiteOptions, root: Path, *, run_id: str | None = None)
     if missing:
         raise HarnessError(f"suite.toml names anchors {missing} that anchors.toml lacks: {sorted(anchors)}")
     sandbox = Sandbox(mode=options.sandbox, gpu=options.sandbox_gpu, hide=tuple(str(c.path) for c in clips))
-    frames = options.frames or suite.default_frames
+    frames = options.frames if options.frames is not None else suite.default_frames  # 0 is an error, not the default
     if frames < 1:
         raise HarnessError(f"--frames must be at least 1, got {frames}")
     judge = Judge(

@@ -183,3 +183,16 @@ def test_agrees_with_bjontegaard_package(name, method):
         )
     assert ours.bd_rate == pytest.approx(theirs_rate, abs=0.01)
     assert ours.bd_quality == pytest.approx(theirs_psnr, abs=1e-4)
+
+
+def test_the_same_bitstream_for_two_targets_is_named():
+    """Two rate points with the same rate and quality: the encoder ignored the target, and the
+    warning says so instead of a generic "not monotone"."""
+    ref = [(1000.0, 30.0), (2000.0, 34.0), (4000.0, 38.0), (8000.0, 42.0)]
+    test = [(1500.0, 31.0), (1500.0, 31.0), (3000.0, 36.0), (6000.0, 40.0)]
+    result = bd_rate(ref, test)
+    assert not result.comparable and result.bd_rate is None
+    assert result.warning == (
+        "test curve has two points with the same rate 1500 and quality 31.0000: "
+        "the encoder gave the same bitstream for two target rates"
+    )

@@ -100,6 +100,9 @@ def test_determinism_and_bd_rate_gates():
     assert not over.passed and "is over the gate of +10 %" in over.message
     apart = bd_rate_gate("c", "park", {"x265": {"psnr_yuv": bd(None, False)}}, CONFIG)
     assert not apart.passed and apart.message == "BD-rate against x265 not comparable: no overlap"
+    gone = dataclasses.replace(bd(None, False), warning="not comparable: quality ranges do not overlap")
+    apart_twice = bd_rate_gate("c", "park", {"x265": {"psnr_yuv": gone}}, CONFIG)
+    assert apart_twice.message == "BD-rate against x265 not comparable: quality ranges do not overlap"
     error = bd_rate_gate("c", "park", None, CONFIG, error="no rate-distortion curve")
     assert error.message == "c on park: no rate-distortion curve"
 

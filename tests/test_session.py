@@ -71,6 +71,8 @@ def test_the_champion_joins_the_run(tmp_path):
 def test_user_errors_raise_harness_errors(tmp_path):
     with pytest.raises(HarnessError, match="--frames must be at least 1, got -1"):
         build_judge(options(tmp_path, frames=-1), REPO)
+    with pytest.raises(HarnessError, match="--frames must be at least 1, got 0"):  # not "the default"
+        build_judge(options(tmp_path, frames=0), REPO)
     with pytest.raises(HarnessError, match="nope"):
         build_judge(options(tmp_path, candidates=("nope",)), REPO)
     with pytest.raises(HarnessError):
