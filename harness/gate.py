@@ -42,7 +42,7 @@ from harness.candidate import discover_candidates
 from harness.errors import HarnessError
 from harness.ledger import Ledger, LedgerEntry, champion_of
 from harness.markdown import md_code, md_escape
-from harness.session import HELDOUT_ENV
+from harness.session import HELDOUT_ENV, heldout_set
 from harness.suite import SuiteOptions, run_suite
 
 __all__ = ["GateError", "GateResult", "changed_candidates", "register", "render_summary", "run_gate"]
@@ -324,7 +324,7 @@ def run_gate(
     repository) are judged beside the public ones; without them no candidate is adoptable unless
     `waive_heldout` (said in the summary)."""
     repo = Path(repo).resolve()
-    heldout = heldout or os.environ.get(HELDOUT_ENV) or None
+    heldout = heldout_set(heldout)
     if frames is not None and frames < 1:
         raise GateError(f"--frames must be at least 1, got {frames}")
     changed, removed = changed_candidates(repo, base)

@@ -26,6 +26,7 @@ __all__ = [
     "contract_gate",
     "determinism_gate",
     "limits_gate",
+    "point_gate",
     "point_gates",
     "quality_gate",
     "rate_gate",
@@ -176,14 +177,18 @@ def limits_gate(point, source: Video, config: SuiteConfig) -> Gate:
     return _passed("limits", point.candidate, point.clip, point.point.id)
 
 
+def point_gate(name: GateName, point, source: Video, config: SuiteConfig) -> Gate:
+    """One per-point gate (round_trip, rate, quality or limits) of one rate point."""
+    if name == "round_trip":
+        return round_trip_gate(point, source)
+    if name == "limits":
+        return limits_gate(point, source, config)
+    return {"rate": rate_gate, "quality": quality_gate}[name](point, config)
+
+
 def point_gates(point, source: Video, config: SuiteConfig) -> dict[GateName, Gate]:
     """Every per-point gate of one rate point."""
-    return {
-        "round_trip": round_trip_gate(point, source),
-        "rate": rate_gate(point, config),
-        "quality": quality_gate(point, config),
-        "limits": limits_gate(point, source, config),
-    }
+    return {name: point_gate(name, point, source, config) for name in POINT_GATES}
 
 
 def determinism_gate(result) -> Gate:

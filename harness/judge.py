@@ -26,7 +26,7 @@ from harness.gates import (
     bd_rate_gate,
     contract_gate,
     determinism_gate,
-    point_gates,
+    point_gate,
 )
 from harness.measure import Measurement, measure, measurement_versions, metrics_for
 from harness.results import Curve, bd_between
@@ -310,7 +310,7 @@ class Judge:
             return contract_gate(self.candidates[candidate], self.check(candidate), self.config)
         if name in POINT_GATES:
             point = self.point(candidate, clip, rung)
-            return point_gates(point, self.source(clip).video, self.config)[name]
+            return point_gate(name, point, self.source(clip).video, self.config)
         if name == "determinism":
             return determinism_gate(self.determinism(candidate, clip))
         if name == "bd_rate":

@@ -13,7 +13,6 @@ lists, captured output) stay JSON mappings inside the typed records.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ __all__ = [
     "ReportError",
     "RunResults",
     "bd_between",
+    "bd_vs_points",
     "load_report",
     "mean_bd",
     "validate_report",
@@ -78,6 +78,27 @@ def bd_between(reference: Curve, test: Curve, metrics: Sequence[str], method: st
     for metric in metrics:
         if metric in shared:
             out[metric] = bd_rate(reference.pairs(metric), test.pairs(metric), method=method)
+    return out
+
+
+def bd_vs_points(
+    test: CandidateResults, reference: CandidateResults, clips: Iterable[str], metrics: Sequence[str],
+    method: str = "pchip", *, complete: bool = True,
+) -> dict[str, dict[str, BDResult]]:
+    """BD-rate of `test` against `reference` on each clip where both have a curve (see
+    `CandidateResults.curve` for `complete`), per metric; a curve that cannot be used (too few
+    points, non-finite) gives a not-comparable result saying why."""
+    out: dict[str, dict[str, BDResult]] = {}
+    for clip in clips:
+        ref, mine = reference.curve(clip, complete=complete), test.curve(clip, complete=complete)
+        if ref is None or mine is None:
+            continue
+        out[clip] = {}
+        for metric in metrics:
+            try:
+                out[clip].update(bd_between(ref, mine, [metric], method))
+            except BDRateError as err:
+                out[clip][metric] = BDResult(None, None, 0.0, None, False, str(err), method)
     return out
 
 
@@ -172,21 +193,17 @@ class CandidateResults:
         outcomes = [t["outcome"] for t in self.tests.values()]
         return bool(outcomes) and all(o == "passed" for o in outcomes)
 
-    def point(self, clip: str, rung: str) -> JSON | None:
-        return self.points.get(f"{clip}/{rung}")
-
     def clips(self) -> list[str]:
         return sorted({key.rsplit("/", 1)[0] for key in self.points})
 
-    def curve(self, clip: str) -> Curve | None:
-        """The candidate's curve on `clip`, or None when a rate point has no measurement."""
+    def curve(self, clip: str, *, complete: bool = True) -> Curve | None:
+        """The candidate's curve on `clip`: None when a rate point has no measurement (as the suite
+        judges), or with `complete=False` from the points that have one (None without any)."""
         records = [p for key, p in self.points.items() if key.rsplit("/", 1)[0] == clip]
-        if not records or any(not p.get("measurement") for p in records):
+        measured = [p["measurement"] for p in records if p.get("measurement") and not p.get("failure")]
+        if not measured or (complete and len(measured) < len(records)):
             return None
-        return Curve.of(p["measurement"] for p in records)
-
-    def failed_gates(self) -> list[Gate]:
-        return [g for g in self.gates.values() if not g.passed]
+        return Curve.of(measured)
 
     def by_set(self, clip_sets: Mapping[str, str], settings: Mapping) -> JSON | None:
         """Public and held-out BD-rates side by side, flagging a candidate tuned to the public clips."""
@@ -347,32 +364,13 @@ class RunResults:
     def clip_sets(self) -> dict[str, str]:
         return {name: info.get("set", "public") for name, info in self.clips.items()}
 
-    @property
-    def champion_name(self) -> str | None:
-        return (self.champion or {}).get("name")
-
-    def anchor_curve(self, clip: str, anchor: str) -> Curve | None:
-        points = (self.anchors.get(clip) or {}).get(anchor)
-        return Curve.of(p["measurement"] for p in points) if points else None
-
     def bd_vs(self, candidate: str, reference: str, metrics: Sequence[str] | None = None) -> dict[str, dict[str, BDResult]]:
-        """BD-rate of one candidate against another (e.g. the champion) per clip, from their points:
-        clips where either curve is missing are left out."""
+        """BD-rate of one candidate against another (e.g. the champion) per clip, from their points."""
         suite = self.settings.get("suite", {})
         metrics = tuple(metrics or suite.get("bd_metrics") or ("psnr_yuv",))
-        method = suite.get("bd_method", "pchip")
         a, b = self.candidates[candidate], self.candidates[reference]
-        out = {}
-        for clip in sorted(set(a.clips()) & set(b.clips())):
-            test, ref = a.curve(clip), b.curve(clip)
-            if test is not None and ref is not None:
-                out[clip] = bd_between(ref, test, metrics, method)
-        return out
-
-    def with_candidate(self, cand: CandidateResults) -> RunResults:
-        from dataclasses import replace
-
-        return replace(self, candidates={**self.candidates, cand.name: cand})
+        clips = sorted(set(a.clips()) & set(b.clips()))
+        return bd_vs_points(a, b, clips, metrics, suite.get("bd_method", "pchip"))
 
     def to_json(self) -> JSON:
         sha_of = {name: c.sha256 for name, c in self.candidates.items()}
@@ -418,10 +416,3 @@ class RunResults:
 def load_report(path: str | os.PathLike[str]) -> RunResults:
     """The one way to read a report file: parsed, validated against the schema, typed."""
     return RunResults.from_json(read_report(path), validate=False)
-
-
-def finite(value: object) -> float | None:
-    """A finite float, else None (booleans are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None

@@ -29,6 +29,11 @@ __all__ = ["add_verdicts", "build_judge", "champion", "clip_sets"]
 HELDOUT_ENV = "CODEC_HARNESS_HELDOUT"
 
 
+def heldout_set(given: str | None) -> str | None:
+    """The held-out clip set: the one given (--heldout), else $CODEC_HARNESS_HELDOUT, else None."""
+    return given or os.environ.get(HELDOUT_ENV) or None
+
+
 def clip_sets(options: SuiteOptions, root: Path) -> tuple[str, list[Clip], dict[str, str]]:
     """(set name, clips, clip -> "public" / "heldout"): --clips, and --heldout renamed heldout-*.
 
@@ -38,7 +43,7 @@ def clip_sets(options: SuiteOptions, root: Path) -> tuple[str, list[Clip], dict[
     config = options.fixtures_path(root) / "clipsets.toml"
     set_name, clips = resolve_clip_set(options.clips, config=config, root=root)
     sets = {c.name: "public" for c in clips}
-    heldout = options.heldout or os.environ.get(HELDOUT_ENV) or None
+    heldout = heldout_set(options.heldout)
     if heldout:
         held_name, held = resolve_clip_set(heldout, config=config, root=root)
         held = [dataclasses.replace(c, name=f"heldout-{c.name}") for c in held]

@@ -9,8 +9,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 
-from harness.bdrate import BDRateError
-from harness.results import Curve, bd_between, mean_bd
+from harness.results import CandidateResults, bd_vs_points, mean_bd
 
 __all__ = [
     "anchor_scores",
@@ -78,18 +77,6 @@ def _suite(doc: Mapping) -> dict:
     return as_dict(as_dict(doc.get("settings")).get("suite"))
 
 
-def _curve(doc: Mapping, name: str, clip: str) -> Curve | None:
-    """The candidate's measured points on `clip` (failed points left out), or None without any."""
-    points = []
-    for point in as_dict(as_dict(as_dict(doc.get("candidates")).get(name)).get("points")).values():
-        point = as_dict(point)
-        m = as_dict(point.get("measurement"))
-        if point.get("clip") == clip and not point.get("failure") and as_num(m.get("bitrate_bps")) is not None:
-            metrics = {k: v for k, v in as_dict(m.get("metrics")).items() if as_num(v) is not None}
-            points.append({"bitrate_bps": m["bitrate_bps"], "metrics": metrics})
-    return Curve.of(points) if points else None
-
-
 def overall_bd(per_clip: Mapping[str, Mapping[str, Mapping]]) -> dict[str, dict]:
     """Mean over comparable clips per metric against one reference (clip -> metric -> BD result)."""
     return mean_bd({clip: {"ref": as_dict(metrics)} for clip, metrics in per_clip.items()}).get("ref", {})
@@ -110,20 +97,13 @@ def bd_vs_from_points(doc: Mapping, name: str, champion: str) -> dict | None:
     )
     if not metrics or not clips:
         return None
-    per_clip: dict[str, dict] = {}
-    for clip in clips:
-        per_clip[clip] = {}
-        ref, test = _curve(doc, champion, clip), _curve(doc, name, clip)
-        if ref is None or test is None:
-            continue
-        for metric in metrics:
-            try:
-                found = bd_between(ref, test, [metric], method)
-            except BDRateError as err:
-                per_clip[clip][metric] = {"bd_rate": None, "comparable": False, "warning": str(err)}
-                continue
-            if metric in found:
-                per_clip[clip][metric] = found[metric].to_json()
+    cands = as_dict(doc.get("candidates"))
+    results = bd_vs_points(
+        CandidateResults.from_json(name, as_dict(cands.get(name))),
+        CandidateResults.from_json(champion, as_dict(cands.get(champion))),
+        clips, metrics, method, complete=False,  # a failed point leaves the rest of the curve
+    )
+    per_clip = {clip: {m: r.to_json() for m, r in results.get(clip, {}).items()} for clip in clips}
     return {
         "champion": champion,
         "per_clip": per_clip,
