@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harness.anchors import AnchorError, AnchorSpec, anchor_id
@@ -34,9 +35,17 @@ from harness.runner import Outcome, Runner
 from harness.video import Video
 
 # Bump when the worker, runner or judging changes in a way that could change a result.
-RESULT_VERSION = "2"
+RESULT_VERSION = "3"  # 3: calls report import_s and call_cpu_s (the limits gate's figures)
 
-__all__ = ["AnchorPoint", "DeterminismResult", "Judge", "PointResult", "RatePoint"]
+# Threads and hash seed of each kind of sandboxed call (recorded in every report's settings.seeds):
+# the judged calls, and the determinism check's repeated encode and decode in other processes.
+CALL_SEEDS: dict[str, dict[str, int]] = {
+    "judged": {"threads": 1, "hash_seed": 0},
+    "repeat_encode": {"threads": 2, "hash_seed": 1},
+    "repeat_decode": {"threads": 2, "hash_seed": 12345},
+}
+
+__all__ = ["CALL_SEEDS", "AnchorPoint", "DeterminismResult", "Judge", "PointResult", "RatePoint"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,8 @@ class PointResult:
             "failure": self.failure,
             "failure_details": self.failure_details[-20_000:],
             "decoded_format": self.decoded_format,
+            # Also for a point whose decode or measurement failed: `reproduce` compares every bitstream.
+            "bitstream_sha256": hashlib.sha256(self.bitstream).hexdigest() if self.bitstream else None,
             "encode": self.encode.to_json() if self.encode else None,
             "decode": self.decode.to_json() if self.decode else None,
             "measurement": self.measurement.to_json() if self.measurement else None,
@@ -169,6 +180,7 @@ class Judge:
         clips: list[Clip],
         candidates: list[CandidateSource],
         champion: str | None = None,
+        champions: Mapping[str, str] | None = None,
         max_frames: int | None,
         anchors: dict[str, AnchorSpec],
         cache: ResultCache,
@@ -177,7 +189,10 @@ class Judge:
         self.config = config
         self.clips = {c.name: c for c in clips}
         self.candidates = {c.name: c for c in candidates}
-        self.champion = champion if champion in self.candidates else None
+        # Each track's champion (harness.ledger.TRACKS); `champion` alone is the native track's.
+        given = {**({"native": champion} if champion else {}), **(champions or {})}
+        self.champions = {track: name for track, name in given.items() if name in self.candidates}
+        self.champion = self.champions.get("native")
         self.run_info: dict[str, object] = {}
         self.clip_sets: dict[str, str] = {name: "public" for name in self.clips}
         self.max_frames = max_frames
@@ -196,6 +211,10 @@ class Judge:
         self._determinism: dict[tuple[str, str], DeterminismResult] = {}
         self._gates: dict[tuple[str, str, str | None, int | None], Gate] = {}
         self._bd: dict[tuple[str, str], tuple[dict | None, dict | None, str | None]] = {}
+        # The complexity reference (harness.complexity): the session sets the config and anchor specs.
+        self.complexity_config = None
+        self.complexity_specs: dict[str, AnchorSpec] = {}
+        self._complexity: dict[str, dict] = {}
 
     def source(self, clip: str):
         """The decoded source (video, info, raw file) of a clip; a bad clip raises ClipError."""
@@ -262,6 +281,23 @@ class Judge:
         self.cache.put("anchors", fields, point.to_json())
         return point
 
+    def complexity_reference(self, clip: str) -> dict | None:
+        """The complexity anchors' CPU time on `clip` (harness.complexity.measure_costs), measured once
+        per process and never cached: the ratios need times of this run; an anchor that fails gives
+        {"error": ...}. None when the run measures no complexity."""
+        if self.complexity_config is None:
+            return None
+        if clip not in self._complexity:
+            from harness.complexity import measure_costs
+
+            try:
+                self._complexity[clip] = measure_costs(
+                    self.source(clip).video, self.complexity_specs, self.complexity_config
+                )
+            except HarnessError as err:
+                self._complexity[clip] = {"error": f"complexity reference on {clip}: {err}"}
+        return self._complexity[clip]
+
     def curve(self, candidate: str, clip: str) -> list[Measurement]:
         """The candidate's measurements at every rate point; raises naming the first failed point."""
         points = [self.point(candidate, clip, r) for r in range(self.rung_count)]
@@ -275,6 +311,11 @@ class Judge:
 
     def _bd_metrics(self, ref: list[Measurement], test: list[Measurement]) -> dict[str, BDResult]:
         return bd_between(Curve.of(ref), Curve.of(test), self.config.bd_metrics, self.config.bd_method)
+
+    def champion_for(self, candidate: str) -> str | None:
+        """The champion `candidate` is compared with: its own track's (None for the champion itself)."""
+        champ = self.champions.get(getattr(self.candidates[candidate], "track", "native"))
+        return champ if champ != candidate else None
 
     def bd_vs_candidate(self, candidate: str, reference: str, clip: str) -> dict[str, BDResult]:
         """BD-rate of `candidate` against another candidate (the champion) on each BD metric."""
@@ -328,9 +369,10 @@ class Judge:
                 self._bd[key] = (None, None, str(err))
                 return self._bd[key]
             vs, error = None, None
-            if self.champion and candidate != self.champion:
+            champ = self.champion_for(candidate)
+            if champ:
                 try:
-                    vs = self.bd_vs_candidate(candidate, self.champion, clip)
+                    vs = self.bd_vs_candidate(candidate, champ, clip)
                 except HarnessError as err:
                     error = f"no comparison with the champion: {err}"
             self._bd[key] = (results, vs, error)
@@ -482,7 +524,7 @@ class Judge:
         """(failure, details, sandbox overhead) of repeating one point's encode and decode."""
         cand = self.candidates[candidate]
         enc, again = self.runner.encode(
-            cand, self.source(clip).sealed, first.point.target_bps, threads=2, hash_seed=1
+            cand, self.source(clip).sealed, first.point.target_bps, **CALL_SEEDS["repeat_encode"]
         )
         if not enc.ok or again is None:
             return f"second encode: {enc.reason}", enc.details(), enc.sandbox_overhead_s
@@ -494,7 +536,7 @@ class Judge:
                 f"first difference at byte {_first_difference(first.bitstream, again)})"
             )
             return failure, "second encode ran with OMP/MKL threads=2 and PYTHONHASHSEED=1", enc.sandbox_overhead_s
-        dec, video = self.runner.decode(cand, first.bitstream, threads=2, hash_seed=12345)
+        dec, video = self.runner.decode(cand, first.bitstream, **CALL_SEEDS["repeat_decode"])
         spent = enc.sandbox_overhead_s + dec.sandbox_overhead_s
         if not dec.ok or video is None:
             return f"repeated decode: {dec.reason}", dec.details(), spent

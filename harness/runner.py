@@ -49,10 +49,13 @@ class Outcome:
     message: str
     stdout: str = ""
     stderr: str = ""
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # the whole sandboxed process: start-up, import, call, write-back
     cpu_s: float = 0.0
-    call_s: float | None = None
+    call_s: float | None = None  # wall time of the encode/decode call alone
     peak_rss_bytes: int = 0
+    import_s: float | None = None  # wall time of importing the candidate (its own allowance)
+    import_cpu_s: float | None = None
+    call_cpu_s: float | None = None  # CPU (all threads, reaped children) of the call alone: the budget's figure
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -85,8 +88,11 @@ class Outcome:
             ok=bool(data["ok"]), stage=data["stage"], kind=data["kind"], message=str(data["message"]),
             stdout=str(data.get("stdout", "")), stderr=str(data.get("stderr", "")),
             wall_s=float(data["wall_s"]), cpu_s=float(data["cpu_s"]),
-            call_s=None if data.get("call_s") is None else float(data["call_s"]),
+            call_s=_float_or_none(data.get("call_s")),
             peak_rss_bytes=int(data["peak_rss_bytes"]),
+            import_s=_float_or_none(data.get("import_s")),
+            import_cpu_s=_float_or_none(data.get("import_cpu_s")),
+            call_cpu_s=_float_or_none(data.get("call_cpu_s")),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -101,7 +107,15 @@ class Outcome:
             "cpu_s": self.cpu_s,
             "call_s": self.call_s,
             "peak_rss_bytes": self.peak_rss_bytes,
+            "import_s": self.import_s,
+            "import_cpu_s": self.import_cpu_s,
+            "call_cpu_s": self.call_cpu_s,
         }
+
+
+def _float_or_none(value: object) -> float | None:
+    """A number from a report or the worker's status; None (absent in older reports) stays None."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def read_decoded_output(out: BinaryIO, *, max_bytes: int | None) -> Video:
@@ -236,8 +250,9 @@ class Runner:
             status = None
         if not isinstance(status, dict) or status.get("mode") != mode:
             return Outcome(ok=False, **self._no_status(raw), **base)
-        call_s = status.get("call_s")
-        base["call_s"] = float(call_s) if isinstance(call_s, (int, float)) else None
+        for key in ("call_s", "call_cpu_s", "import_s", "import_cpu_s"):
+            value = _float_or_none(status.get(key))
+            base[key] = value if value is not None and value >= 0 else None
         # The worker's own peak: wait4's ru_maxrss of bwrap (or of a process forked straight from
         # pytest) starts from the parent's resident size, so it is never the candidate's figure.
         rss = status.get("peak_rss_bytes")

@@ -6,6 +6,11 @@
 The input (raw source video for encode, bitstream for decode) is read from --in-fd, the
 result written to --out-fd, and a JSON status to --status-fd. Nothing here is trusted by
 the parent: it re-validates every byte it reads back.
+
+The status times the import apart from the call: `import_s` / `import_cpu_s` (wall / CPU of
+loading the candidate), `call_s` / `call_cpu_s` (wall / CPU of the encode or decode call alone;
+CPU is user + system of every thread and of reaped child processes), and the process's
+`cpu_s` and `peak_rss_bytes` over its whole life.
 """
 
 from __future__ import annotations
@@ -93,14 +98,12 @@ def _trace() -> str:
     return text if len(text) <= _TRACE_LIMIT else "...\n" + text[-_TRACE_LIMIT:]
 
 
-def _encode(module: ModuleType, args: argparse.Namespace) -> tuple[bytes, float]:
+def _encode(module: ModuleType, args: argparse.Namespace) -> tuple[bytes, dict[str, float]]:
     from harness.video import Video
 
     with os.fdopen(args.in_fd, "rb", closefd=False) as src:
         video = Video.read_from(src, name="source")
-    start = time.perf_counter()
-    out = module.encode(video, float(args.target_bps))
-    call_s = time.perf_counter() - start
+    out, timing = _timed(module.encode, video, float(args.target_bps))
     if isinstance(out, (bytearray, memoryview)):
         out = bytes(out)
     if not isinstance(out, bytes):
@@ -109,18 +112,16 @@ def _encode(module: ModuleType, args: argparse.Namespace) -> tuple[bytes, float]
         raise ContractViolation(
             "bad_output", f"encode returned {len(out)} bytes, over the output limit of {args.max_output}"
         )
-    return out, call_s
+    return out, timing
 
 
-def _decode(module: ModuleType, args: argparse.Namespace) -> tuple[object, float]:
+def _decode(module: ModuleType, args: argparse.Namespace) -> tuple[object, dict[str, float]]:
     from harness.errors import VideoFormatError
     from harness.video import Video
 
     with os.fdopen(args.in_fd, "rb", closefd=False) as src:
         bitstream = src.read()
-    start = time.perf_counter()
-    out = module.decode(bitstream)
-    call_s = time.perf_counter() - start
+    out, timing = _timed(module.decode, bitstream)
     if not isinstance(out, Video):
         raise ContractViolation(
             "bad_output", f"decode returned {type(out).__name__}, expected harness.video.Video"
@@ -139,7 +140,21 @@ def _decode(module: ModuleType, args: argparse.Namespace) -> tuple[object, float
         video = Video(out.y, out.u, out.v, out.fps)
     except VideoFormatError as err:
         raise ContractViolation("bad_output", f"decode returned an invalid Video: {err}") from err
-    return video, call_s
+    return video, timing
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process, all its threads, and its reaped children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _timed(func, *args) -> tuple[object, dict[str, float]]:
+    """func(*args) with the wall time (`call_s`) and CPU time (`call_cpu_s`) of that call alone."""
+    cpu, start = _cpu_s(), time.perf_counter()
+    out = func(*args)
+    return out, {"call_s": time.perf_counter() - start, "call_cpu_s": _cpu_s() - cpu}
 
 
 def _prod(shape: tuple[int, ...]) -> int:
@@ -167,13 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     status: dict[str, object] = {"ok": False, "mode": args.mode}
     main_pid = os.getpid()
     try:
+        # The import (and whatever the module does at import time) is timed apart from the call:
+        # it has its own allowance, so a codec that imports torch is not charged for it per call.
+        cpu, start = _cpu_s(), time.perf_counter()
         module = load_candidate(args.candidate, args.name)
+        status.update(import_s=time.perf_counter() - start, import_cpu_s=_cpu_s() - cpu)
         if args.mode == "encode":
-            payload, status["call_s"] = _encode(module, args)
+            payload, timing = _encode(module, args)
+            status.update(timing)
             os.ftruncate(args.out_fd, 0)
             _write_all(args.out_fd, payload)
         elif args.mode == "decode":
-            video, status["call_s"] = _decode(module, args)
+            video, timing = _decode(module, args)
+            status.update(timing)
             with os.fdopen(args.out_fd, "wb", closefd=False) as out:
                 out.truncate(0)
                 video.write_to(out)

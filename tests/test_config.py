@@ -37,13 +37,16 @@ def test_the_shipped_suite_config_loads_with_its_values():
     )
     assert config.max_candidate_bytes == raw["limits"]["max_candidate_bytes"]
     assert config.peak_rss_bytes == raw["budget"]["peak_rss_bytes"]
-    assert (config.encode_s_per_mpixel, config.decode_s_per_mpixel, config.startup_s) == (30.0, 5.0, 5.0)
+    budget = raw["budget"]
+    assert (config.encode_cpu_s_per_mpixel, config.decode_cpu_s_per_mpixel, config.import_allowance_s) == (
+        budget["encode_cpu_s_per_mpixel"], budget["decode_cpu_s_per_mpixel"], budget["import_allowance_s"]
+    )
 
 
 def test_to_json_says_what_the_report_records():
     data = load_suite_config(SUITE).to_json()
     assert data["ladder_bpp"] == [0.02, 0.05, 0.1, 0.2] and data["compare_anchors"] == ["x265", "x264", "svtav1"]
-    assert data["budget"]["startup_s"] == 5.0 and data["limits"]["cpu_s"] == 600
+    assert data["budget"]["import_allowance_s"] == 30.0 and data["limits"]["cpu_s"] == 600
     assert data["max_candidate_bytes"] == 16777216
 
 
@@ -99,7 +102,7 @@ def test_a_missing_section_is_named(tmp_path):
         load_suite_config(_write(tmp_path, renamed))
     start = SHIPPED.index("[budget]")
     end = SHIPPED.index("\n[", start + 1)
-    with pytest.raises(ConfigError, match=r"missing `budget\.encode_s_per_mpixel`"):
+    with pytest.raises(ConfigError, match=r"missing `budget\.encode_cpu_s_per_mpixel`"):
         load_suite_config(_write(tmp_path, SHIPPED[:start] + SHIPPED[end + 1 :]))
 
 
