@@ -248,9 +248,10 @@ class Judge:
         """The anchor at each of its QPs on `clip`, from the cache when every input is the same."""
         key = (clip, anchor)
         if key not in self._anchor_curves:
-            spec = self.anchor_specs[anchor]
-            video = self.source(clip).video
-            ident = anchor_id(spec)
+            source = self.source(clip)
+            spec = self.anchor_specs[anchor].for_source(source.info.color_range)  # full range signalled
+            video = source.video
+            ident = anchor_id(spec)  # differs for a full-range source: so does the cache key
             points = []
             for rung, qp in enumerate(spec.qps):
                 fields = {

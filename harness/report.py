@@ -56,6 +56,8 @@ def versions() -> dict[str, object]:
 
     from harness import __version__
     from harness.anchors import anchor_versions
+    from harness.judge import RESULT_VERSION
+    from harness.measure import measurement_versions
     from harness.vmaf import vmaf_version
 
     return {
@@ -66,6 +68,9 @@ def versions() -> dict[str, object]:
         "ffmpeg_libraries": {k: ".".join(map(str, v)) for k, v in av.library_versions.items()},
         "numpy": numpy.__version__,
         "opencv": cv2.__version__,
+        # The harness's own versions of its judging and of each metric (what keys cached results).
+        "judging": RESULT_VERSION,
+        "metrics": measurement_versions(),
     }
 
 
@@ -99,13 +104,20 @@ def fragment(judge, *, candidate: str | None = None, clip: str | None = None, **
     `anchors=True` (the anchors' points on `clip`). The run's settings, the champion, the clip
     and the candidate's source always come along, so a fragment from any xdist worker is complete.
     """
-    doc: dict = {"settings": dict(judge.run_info.get("settings", {})), "champion": judge.run_info.get("champion")}
+    doc: dict = {
+        "settings": dict(judge.run_info.get("settings", {})),
+        "champion": judge.run_info.get("champion"),
+        "champions": judge.run_info.get("champions") or {},
+    }
     if clip is not None:
         doc["clips"] = {clip: _clip_info(judge, clip)}
     if parts.get("anchors"):
         doc["anchors"] = {
             clip: {a: [p.to_json() for p in judge.anchor_curve(clip, a)] for a in judge.config.compare_anchors}
         }
+        reference = judge.complexity_reference(clip)
+        if reference is not None:
+            doc["complexity"] = {"per_clip": {clip: reference}}
     if candidate is None:
         return doc
     src = judge.candidates[candidate]
@@ -125,7 +137,8 @@ def fragment(judge, *, candidate: str | None = None, clip: str | None = None, **
             cand["bd"] = {clip: {a: {m: r.to_json() for m, r in per.items()} for a, per in results.items()}}
         if vs is not None:
             cand["bd_vs_champion"] = {
-                "champion": judge.champion, "per_clip": {clip: {m: r.to_json() for m, r in vs.items()}}
+                "champion": judge.champion_for(candidate),
+                "per_clip": {clip: {m: r.to_json() for m, r in vs.items()}},
             }
     doc["candidates"] = {candidate: cand}
     return doc
@@ -151,7 +164,9 @@ class ResultCollector:
     """Merges what tests recorded (possibly on xdist workers) into one typed `RunResults`."""
 
     def __init__(self) -> None:
-        self._doc: dict = {"settings": {}, "clips": {}, "anchors": {}, "champion": None, "candidates": {}}
+        self._doc: dict = {
+            "settings": {}, "clips": {}, "anchors": {}, "champion": None, "champions": {}, "candidates": {},
+        }
         self.tests: dict[str, dict] = {}
         self.written: Path | None = None
         self.last_document: dict[str, object] | None = None

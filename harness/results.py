@@ -102,11 +102,18 @@ def bd_vs_points(
     return out
 
 
-def mean_bd(per_clip: Mapping[str, Mapping[str, Mapping[str, Mapping]]]) -> dict[str, dict[str, JSON]]:
+NO_CURVE = "no BD-rate: no rate-distortion curve on this clip (a rate point failed or was not judged)"
+
+
+def mean_bd(
+    per_clip: Mapping[str, Mapping[str, Mapping[str, Mapping]]], clips: Iterable[str] = (),
+) -> dict[str, dict[str, JSON]]:
     """Mean BD-rate over clips, per reference (anchor or "champion") and metric: the report's `bd_overall`.
 
-    `per_clip` is clip -> reference -> metric -> BD result (JSON). Only comparable clips count;
-    the others are listed under `excluded` with their reason, `clips` names the ones averaged,
+    `per_clip` is clip -> reference -> metric -> BD result (JSON); `clips` the clips the candidate
+    was judged on (those without a result are left out with NO_CURVE). Only comparable clips count;
+    every other clip is listed under `excluded` with its reason, `clips` names the ones averaged,
+    `clips_covered` / `clips_total` say how many of all (the coverage every overall figure states),
     and `worst_clip` is the comparable clip with the most bits.
     """
     grouped: dict[str, dict[str, dict[str, BDResult]]] = {}
@@ -114,6 +121,7 @@ def mean_bd(per_clip: Mapping[str, Mapping[str, Mapping[str, Mapping]]]) -> dict
         for ref, metrics in refs.items():
             for metric, result in metrics.items():
                 grouped.setdefault(ref, {}).setdefault(metric, {})[clip] = _bd_result(result)
+    judged = sorted(set(clips) | set(per_clip))
     out: dict[str, dict[str, JSON]] = {}
     for ref, metrics in grouped.items():
         for metric, results in metrics.items():
@@ -122,10 +130,14 @@ def mean_bd(per_clip: Mapping[str, Mapping[str, Mapping[str, Mapping]]]) -> dict
             except BDRateError as err:
                 raise ReportError(f"mean BD-rate against {ref} on {metric}: {err}") from err
             values = {clip: results[clip].bd_rate for clip in average.included}
+            excluded = dict(average.excluded)
+            excluded.update({clip: NO_CURVE for clip in judged if clip not in results})
             out.setdefault(ref, {})[metric] = {
                 "bd_rate": average.bd_rate,
                 "clips": list(average.included),
-                "excluded": dict(average.excluded),
+                "clips_covered": len(average.included),
+                "clips_total": len(average.included) + len(excluded),
+                "excluded": dict(sorted(excluded.items())),
                 "values": values,
                 "worst_clip": max(values, key=values.get) if values else None,
             }
@@ -156,6 +168,7 @@ def _bd_result(data: Mapping | BDResult) -> BDResult:
 _CANDIDATE_KEYS = (
     "sha256", "size_bytes", "path", "check", "points", "determinism", "gates", "tests", "bd",
     "bd_vs_champion", "bd_overall", "bd_by_set", "summary", "passed_all", "verdict", "flags", "totals",
+    "complexity",
 )
 
 
@@ -181,7 +194,8 @@ class CandidateResults:
     # ---- derived, in one place
     @property
     def bd_overall(self) -> dict[str, dict[str, JSON]]:
-        return mean_bd(self.bd or {})
+        """Mean BD-rates over every clip the candidate was judged on (coverage stated: `mean_bd`)."""
+        return mean_bd(self.bd or {}, self.clips())
 
     @property
     def summary(self) -> dict[str, int]:
@@ -214,7 +228,8 @@ class CandidateResults:
         out: JSON = {}
         for label in ("public", "heldout"):
             subset = {c: r for c, r in (self.bd or {}).items() if clip_sets.get(c) == label}
-            out[label] = mean_bd(subset).get(anchor, {}).get(metric, {}).get("bd_rate")
+            judged = [c for c in self.clips() if clip_sets.get(c) == label]
+            out[label] = mean_bd(subset, judged).get(anchor, {}).get(metric, {}).get("bd_rate")
         limit = float(suite.get("heldout_gap_percent", 10.0))
         gap = out["heldout"] - out["public"] if None not in (out["heldout"], out["public"]) else None
         flag = None
@@ -276,7 +291,7 @@ class CandidateResults:
         if not self.bd_vs_champion:
             return None
         per_clip = self.bd_vs_champion.get("per_clip") or {}
-        return mean_bd({clip: {"champion": r} for clip, r in per_clip.items()}).get("champion", {})
+        return mean_bd({clip: {"champion": r} for clip, r in per_clip.items()}, self.clips()).get("champion", {})
 
     def to_json(
         self, *, clip_sets: Mapping[str, str], settings: Mapping, sha_of: Mapping[str, str | None], anchors: Mapping
@@ -350,10 +365,13 @@ class RunResults:
     settings: JSON
     clips: Mapping[str, JSON]  # name -> path, sha256, size, frames, rate, set ("public" / "heldout")...
     anchors: Mapping[str, Mapping[str, list[JSON]]]  # clip -> anchor -> points
-    champion: JSON | None
+    champion: JSON | None  # the native track's champion (the headline), as before tracks
     candidates: Mapping[str, CandidateResults]
     tests: Mapping[str, JSON]
     schema_version: int = SCHEMA_VERSION
+    champions: Mapping[str, JSON | None] = field(default_factory=dict)  # track -> champion info or None
+    # The complexity reference as measured in the run: {"per_clip": clip -> harness.complexity.measure_costs}.
+    complexity: JSON | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -372,8 +390,69 @@ class RunResults:
         clips = sorted(set(a.clips()) & set(b.clips()))
         return bd_vs_points(a, b, clips, metrics, suite.get("bd_method", "pchip"))
 
+    def anchor_bd(self, anchor: str) -> JSON | None:
+        """An anchor's mean BD-rate against the rate anchor on the primary metric (`mean_bd` form)."""
+        suite = self.settings.get("suite", {})
+        ref_name, metric = suite.get("rate_anchor", "x265"), (suite.get("bd_metrics") or ["psnr_yuv"])[0]
+        per_clip: dict[str, dict] = {}
+        for clip, curves in self.anchors.items():
+            ref, mine = curves.get(ref_name), curves.get(anchor)
+            if not ref or not mine:
+                continue
+            try:
+                found = bd_between(Curve.of(p["measurement"] for p in ref), Curve.of(p["measurement"] for p in mine),
+                                   [metric], suite.get("bd_method", "pchip"))
+            except BDRateError as err:
+                found = {metric: BDResult(None, None, 0.0, None, False, str(err), "pchip")}
+            if metric in found:
+                per_clip[clip] = {"anchor": {metric: found[metric]}}
+        return mean_bd(per_clip).get("anchor", {}).get(metric)
+
+    def complexity_view(self) -> JSON | None:
+        """The rate-distortion-complexity picture (harness.complexity): the measured reference per
+        clip, each anchor's and candidate's encode / decode ratio to x265 with its BD-rate against
+        the rate anchor, and where each stands against the Pareto front (`front` per axis)."""
+        from harness.complexity import AXES, anchor_ratios, candidate_complexity, front
+
+        per_clip = {c: r for c, r in ((self.complexity or {}).get("per_clip") or {}).items() if "anchors" in r}
+        if not per_clip:
+            return None
+        suite = self.settings.get("suite", {})
+        rate_anchor, metric = suite.get("rate_anchor", "x265"), (suite.get("bd_metrics") or ["psnr_yuv"])[0]
+        anchors = {}
+        for name, ratios in anchor_ratios(per_clip).items():
+            slot = self.anchor_bd(name) if name != rate_anchor else {"bd_rate": 0.0}
+            anchors[name] = {**ratios, "bd_rate": (slot or {}).get("bd_rate")}
+        candidates = {}
+        for name, cand in self.candidates.items():
+            found = candidate_complexity(cand.points, self.clips, per_clip) or {"encode_ratio": None, "decode_ratio": None}
+            slot = cand.bd_overall.get(rate_anchor, {}).get(metric, {})
+            candidates[name] = {**found, "bd_rate": slot.get("bd_rate")}
+        every = {("anchor", n): e for n, e in anchors.items()} | {("candidate", n): e for n, e in candidates.items()}
+        for axis in AXES:
+            placed = front({key: (e["bd_rate"], e.get(f"{axis}_ratio")) for key, e in every.items()})
+            for key, entry in every.items():
+                entry.setdefault("front", {})[axis] = placed[key]
+        reference = next(iter(per_clip.values())).get("reference", "x265")
+        return {
+            "reference": reference, "bd_anchor": rate_anchor, "metric": metric,
+            "per_clip": dict((self.complexity or {}).get("per_clip") or {}),
+            "anchors": anchors, "candidates": candidates,
+        }
+
     def to_json(self) -> JSON:
         sha_of = {name: c.sha256 for name, c in self.candidates.items()}
+        view = self.complexity_view()
+        out = self._to_json(sha_of)
+        if view is not None:
+            for name, entry in view.pop("candidates").items():
+                out["candidates"][name]["complexity"] = entry
+            out["complexity"] = view
+        elif self.complexity:
+            out["complexity"] = dict(self.complexity)
+        return out
+
+    def _to_json(self, sha_of: Mapping[str, str | None]) -> JSON:
         return {
             "schema_version": self.schema_version,
             "created_utc": self.created_utc,
@@ -384,6 +463,7 @@ class RunResults:
             "clips": dict(self.clips),
             "anchors": dict(self.anchors),
             "champion": self.champion,
+            "champions": dict(self.champions),
             "candidates": {
                 name: c.to_json(clip_sets=self.clip_sets, settings=self.settings, sha_of=sha_of, anchors=self.anchors)
                 for name, c in self.candidates.items()
@@ -408,6 +488,8 @@ class RunResults:
             clips=doc["clips"],
             anchors=doc["anchors"],
             champion=doc.get("champion"),
+            champions=doc.get("champions") or {},
+            complexity={"per_clip": (doc.get("complexity") or {}).get("per_clip") or {}} if doc.get("complexity") else None,
             candidates={name: CandidateResults.from_json(name, c) for name, c in doc["candidates"].items()},
             tests=doc["tests"],
         )
