@@ -11,13 +11,17 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
+from _pytest.config import print_usage_error
 
 from harness.errors import HarnessError
 from harness.judge import Judge
+from harness.progress import Progress
 from harness.report import ResultCollector
 from harness.session import add_verdicts, build_judge
 from harness.suite import SuiteOptions
@@ -39,6 +43,8 @@ class SuiteSession:
     config: pytest.Config
     collector: ResultCollector = field(default_factory=ResultCollector)
     _judge: Judge | None = None
+    usage_error: str | None = None  # found while collecting: refused once collection ends
+    progress: Progress | None = None
 
     @property
     def options(self) -> SuiteOptions:
@@ -51,6 +57,8 @@ class SuiteSession:
     @property
     def judge(self) -> Judge:
         if self._judge is None:
+            self._judge = self.config.stash.get(_PREBUILT, None)
+        if self._judge is None:
             workerinput = getattr(self.config, "workerinput", None)
             run_id = workerinput["testrunuid"] if workerinput else None  # xdist: one id on every worker
             try:
@@ -59,10 +67,19 @@ class SuiteSession:
                 raise pytest.UsageError(str(err)) from err
         return self._judge
 
+    @property
+    def dropped_clips(self) -> dict[str, str]:
+        """Clips left out before judging (clip -> problem): a corrupt file, a 10-bit clip, a failed download."""
+        if self._judge is None:
+            return {}
+        return dict(self._judge.run_info.get("settings", {}).get("dropped_clips") or {})
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
             return
         props = dict(report.user_properties)
+        if self.progress is not None and report.failed and report.nodeid.split("::")[-1].startswith("test_contract["):
+            self.progress.block(json.loads(props.get(PARAMS_PROPERTY, "{}")).get("candidate"))
         for name, value in report.user_properties:
             if name == PROPERTY:
                 self.collector.add(json.loads(value))
@@ -70,8 +87,16 @@ class SuiteSession:
             params = json.loads(props.get(PARAMS_PROPERTY, "{}"))
             self.collector.add_test(_plain_nodeid(report.nodeid), report.outcome, _reason(report), params=params)
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        distributed = bool(getattr(self.config.option, "numprocesses", None)) or hasattr(self.config, "workerinput")
+        if reporter is not None and not distributed and self.config.get_verbosity() >= 0:
+            self.progress = Progress(partial(_progress_line, reporter))  # xdist workers cannot print; -q is quiet
+
     @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group marks
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if self.usage_error is not None:  # outside the collector: a one-line error, not a traceback
+            _refuse(self.config, self.usage_error)
         if not self.config.getoption("harness_benchmarks"):
             # The harness's own speed benchmarks are opt-in: `pytest benchmarks/` judges codecs.
             skipped = [i for i in items if i.get_closest_marker("harness_benchmark")]
@@ -82,6 +107,22 @@ class SuiteSession:
             params = getattr(getattr(item, "callspec", None), "params", {})
             if "candidate" in params:
                 item.user_properties.append((PARAMS_PROPERTY, json.dumps(params, sort_keys=True)))
+                if self.progress is not None:
+                    self.progress.expect(item.nodeid, item.originalname, params)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or hasattr(self.config, "workerinput"):
+            return
+        for clip, problem in self.dropped_clips.items():
+            reporter.write_line(f"WARNING: clip {clip} left out, not judged: {problem}", yellow=True, bold=True)
+        if self.progress is not None:
+            self.progress.begin()
+
+    @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the test's id (-v)
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        if self.progress is not None:
+            self.progress.started(nodeid)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
@@ -105,6 +146,12 @@ class SuiteSession:
         write_renderings(doc, report_dir / "latest.json")
 
 
+def _progress_line(reporter, text: str) -> None:
+    """A progress line on a line of its own, left open: the next test's result (or id, -v) ends it."""
+    reporter.ensure_newline()
+    reporter.write(text, cyan=True)
+
+
 def _session(config: pytest.Config) -> SuiteSession:
     return config.stash[_KEY]
 
@@ -113,7 +160,7 @@ _KEY = pytest.StashKey[SuiteSession]()
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """`-n N` alone means --dist loadgroup here: one worker per candidate x clip (see xdist_group).
 
     An xdist worker parses the command line again (where `--dist` was not given), so the
@@ -125,9 +172,47 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if workerinput is not None:
         if workerinput.get(_DIST_KEY) == "loadgroup":
             option.loadgroup = True
-        return
+        return None
     if getattr(option, "numprocesses", None) and getattr(option, "dist", "no") == "no":
         option.dist = "loadgroup"
+    return _check_run(config)
+
+
+def _check_run(config: pytest.Config) -> int | None:
+    """Build the run before pytest starts when it judges codecs: a bad --clips, --candidates or
+    fixture file, or a clip set with no usable clip, is pytest's one-line `ERROR: ...` and exit
+    status 2, not a collection error with a traceback. The Judge built is the one the run uses."""
+    if any(getattr(config.option, flag, False) for flag in _INFO_FLAGS) or not _judges_codecs(config):
+        return None
+    try:
+        judge, _ = build_judge(SuiteOptions.from_config(config), Path(config.rootpath))
+    except HarnessError as err:
+        print_usage_error(pytest.UsageError(str(err)), sys.stderr)
+        return USAGE_EXIT
+    config.stash[_PREBUILT] = judge
+    return None
+
+
+USAGE_EXIT = 2  # the exit status of a run refused for its options or clips (pytest's own is 4)
+_INFO_FLAGS = ("help", "version", "markers", "showfixtures", "show_fixtures_per_test")
+_PREBUILT = pytest.StashKey[Judge]()
+
+
+def _judges_codecs(config: pytest.Config) -> bool:
+    """Whether the run collects the suite (a test_codecs.py, or a folder holding one or its benchmarks/)."""
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0])
+        if path.is_file() and path.name == "test_codecs.py":
+            return True
+        if path.is_dir() and any((path / sub).is_file() for sub in ("test_codecs.py", "benchmarks/test_codecs.py")):
+            return True
+    return False
+
+
+def _refuse(config: pytest.Config, message: str) -> None:
+    """Stop the run with the one-line usage error (found after pytest started: collection)."""
+    print_usage_error(pytest.UsageError(message), sys.stderr)
+    pytest.exit(message, returncode=USAGE_EXIT)
 
 
 _DIST_KEY = "codec_harness_dist"
@@ -155,7 +240,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = set(metafunc.fixturenames)
     if "candidate" not in names:
         return
-    judge = _session(metafunc.config).judge
+    state = _session(metafunc.config)
+    try:
+        judge = state.judge
+    except pytest.UsageError as err:  # raised here it would be a collection error with a traceback
+        state.usage_error = str(err)
+        metafunc.parametrize("candidate", [])
+        return
     cands = list(judge.candidates)
     clips = list(judge.clips)
     # With pytest-xdist --dist loadgroup, all tests of one candidate x clip run on one worker,
@@ -193,6 +284,8 @@ def record(request: pytest.FixtureRequest):
 def _reason(report: pytest.TestReport) -> str | None:
     if report.passed:
         return None
+    if report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(report.longrepr, "reprcrash", None)
     return crash.message if crash is not None else str(report.longrepr)[-2000:]
 
