@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import CandidateError
+from harness.toolbox import TRACKS, load_toolbox
 
 __all__ = ["CandidateSource", "discover_candidates", "select_candidates", "CONTRACT_TEXT"]
 
-CONTRACT_TEXT = """\
+_CONTRACT_HEAD = """\
 A candidate is one Python module `candidates/<name>.py` (or a package `candidates/<name>/`).
 The first line of its module docstring says what the codec does. It defines:
 
@@ -41,9 +42,24 @@ encode and decode each run in a fresh sandboxed process (bubblewrap): no network
 file system, a private empty /tmp, no environment variables, limited time, memory and
 processes. decode receives only the bitstream: no files, globals or environment survive from
 encode. Both must be deterministic: the same input gives the same bytes and frames every run,
-whatever the thread count or hash seed. Available: the Python standard library, numpy,
-OpenCV (cv2), zstandard and PyAV (av).
+whatever the thread count or hash seed.
 """
+
+
+def _contract_text() -> str:
+    """The contract: the fixed text above, then the track rule and each track's toolbox (fixtures/toolbox.toml)."""
+    import textwrap
+
+    box = load_toolbox()
+    tracks = (
+        "A candidate declares its track with a module attribute `TRACK = \"open\"` (or a docstring "
+        f"line `Track: open`); the default is native. Tracks: {', '.join(TRACKS)}. "
+        + " ".join(box.available_text(t) for t in TRACKS)
+    )
+    return _CONTRACT_HEAD + textwrap.fill(tracks, width=95, break_on_hyphens=False) + "\n"
+
+
+CONTRACT_TEXT = _contract_text()
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,7 @@ class CandidateSource:
     size_bytes: int
     summary: str | None
     problem: str | None
+    track: str = "native"
 
     @property
     def short_hash(self) -> str:
@@ -69,14 +86,36 @@ def _source_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-def _static_problem(init: Path) -> tuple[str | None, str | None]:
-    """(summary, problem) from parsing only: nothing is executed."""
+def _declared_track(tree: ast.Module, doc: str | None) -> tuple[str, str | None]:
+    """(track, problem): a module attribute `TRACK = "open"` or a docstring line `Track: open`, read statically."""
+    declared: list[tuple[str, object]] = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "TRACK" for t in targets):
+            value = node.value
+            declared.append(("TRACK", value.value if isinstance(value, ast.Constant) else ast.unparse(value) if value else None))
+    for line in (doc or "").splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep and key.strip().lower() == "track" and len(value.split()) == 1:
+            declared.append(("docstring line `Track:`", value.strip()))
+    valid = ", ".join(f"{t!r}" for t in TRACKS)
+    for where, value in declared:
+        if not isinstance(value, str) or value not in TRACKS:
+            return "native", f"the track declared by {where} is {value!r}; the valid tracks are {valid} (a string literal)"
+    values = {v for _, v in declared}
+    if len(values) > 1:
+        return "native", f"the module declares two tracks ({' and '.join(sorted(map(str, values)))}); declare one of {valid}"
+    return (values.pop() if values else "native"), None
+
+
+def _static_problem(init: Path) -> tuple[str | None, str | None, str]:
+    """(summary, problem, track) from parsing only: nothing is executed."""
     try:
         tree = ast.parse(init.read_bytes(), filename=str(init))
     except SyntaxError as err:
-        return None, f"syntax error in {init.name} line {err.lineno}: {err.msg}"
+        return None, f"syntax error in {init.name} line {err.lineno}: {err.msg}", "native"
     except (OSError, ValueError) as err:
-        return None, f"cannot read {init.name}: {err}"
+        return None, f"cannot read {init.name}: {err}", "native"
     doc = ast.get_docstring(tree)
     summary = doc.strip().splitlines()[0].strip() if doc and doc.strip() else None
     defined = {
@@ -91,11 +130,12 @@ def _static_problem(init: Path) -> tuple[str | None, str | None]:
         for alias in node.names
     }
     missing = [f for f in ("encode", "decode") if f not in defined | imported]
+    track, track_problem = _declared_track(tree, doc)
     if summary is None:
-        return None, "the module has no docstring; its first line must say what the codec does"
+        return None, "the module has no docstring; its first line must say what the codec does", track
     if missing:
-        return summary, f"the module defines no {' or '.join(f'`{m}`' for m in missing)} function"
-    return summary, None
+        return summary, f"the module defines no {' or '.join(f'`{m}`' for m in missing)} function", track
+    return summary, track_problem, track
 
 
 def _candidate(path: Path) -> CandidateSource:
@@ -110,9 +150,9 @@ def _candidate(path: Path) -> CandidateSource:
         digest.update(hashlib.sha256(data).digest())
     init = path if path.is_file() else path / "__init__.py"
     if path.is_dir() and not init.exists():
-        summary, problem = None, f"package {name}/ has no __init__.py"
+        summary, problem, track = None, f"package {name}/ has no __init__.py", "native"
     else:
-        summary, problem = _static_problem(init)
+        summary, problem, track = _static_problem(init)
     if name == "conftest":
         problem = "candidates/conftest.py is not a candidate and is never loaded by the suite; remove it"
     elif not name.isidentifier():
@@ -125,6 +165,7 @@ def _candidate(path: Path) -> CandidateSource:
         size_bytes=size,
         summary=summary,
         problem=problem,
+        track=track,
     )
 
 

@@ -57,6 +57,8 @@ class Outcome:
     import_cpu_s: float | None = None
     call_cpu_s: float | None = None  # CPU (all threads, reaped children) of the call alone: the budget's figure
     extra: dict[str, object] = field(default_factory=dict)
+    # Library codec entry points the call used, as the worker's guard recorded them ("libx264 via av").
+    library_codecs: tuple[str, ...] = ()
 
     @property
     def reason(self) -> str:
@@ -93,6 +95,7 @@ class Outcome:
             import_s=_float_or_none(data.get("import_s")),
             import_cpu_s=_float_or_none(data.get("import_cpu_s")),
             call_cpu_s=_float_or_none(data.get("call_cpu_s")),
+            library_codecs=tuple(str(c) for c in data.get("library_codecs") or ()),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -110,6 +113,7 @@ class Outcome:
             "import_s": self.import_s,
             "import_cpu_s": self.import_cpu_s,
             "call_cpu_s": self.call_cpu_s,
+            "library_codecs": list(self.library_codecs),
         }
 
 
@@ -198,6 +202,8 @@ class Runner:
                 candidate.name,
                 "--target-bps",
                 repr(float(target_bps)),
+                "--track",
+                candidate.track,
                 "--in-fd",
                 str(inp.fileno()),
                 "--out-fd",
@@ -212,6 +218,7 @@ class Runner:
                 candidate=candidate.path,
                 limits=self.limits,
                 env=self._env(threads, hash_seed),
+                track=candidate.track,
                 pass_fds=(inp.fileno(), out.fileno(), status.fileno()),
             )
             status.seek(0)
@@ -255,6 +262,9 @@ class Runner:
             base[key] = value if value is not None and value >= 0 else None
         # The worker's own peak: wait4's ru_maxrss of bwrap (or of a process forked straight from
         # pytest) starts from the parent's resident size, so it is never the candidate's figure.
+        codecs = status.get("library_codecs")
+        if isinstance(codecs, list):
+            base["library_codecs"] = tuple(str(c)[:200] for c in codecs[:32])
         rss = status.get("peak_rss_bytes")
         base["peak_rss_bytes"] = rss if isinstance(rss, int) and rss >= 0 else 0
         cpu = status.get("cpu_s")

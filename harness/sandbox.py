@@ -1,8 +1,10 @@
 """Run one untrusted call in a fresh, killable process under bubblewrap, with limits.
 
-The sandbox sees a read-only view of the system libraries, the Python environment, the
-harness package and the one candidate's own source; nothing else of the host (no clips,
-no repository, no home). It has no network, a private size-capped /tmp, its own PID
+The sandbox sees a read-only view of the shared-library folders, the Python interpreter
+and its standard library, the harness package, the files of the candidate's track's toolbox
+(fixtures/toolbox.toml; not the harness's whole environment) and the one candidate's own
+source; nothing else of the host (no clips, no repository, no home, no executable but the
+interpreter). It has no network, a private size-capped /tmp, its own PID
 namespace (so nothing it starts outlives it), a cleared environment, rlimits on address
 space, CPU time, file size, open files and processes, a wall-clock timeout that kills the
 whole tree, and a cap on captured stdout/stderr. Data goes in and out through file
@@ -11,6 +13,7 @@ descriptors the parent opened, never through a writable host directory.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import resource
@@ -35,6 +38,7 @@ SandboxMode = Literal["bwrap", "none"]
 SANDBOX_ROOT = "/opt/codec-sandbox"
 SANDBOX_LIB = f"{SANDBOX_ROOT}/lib"
 SANDBOX_CANDIDATE = f"{SANDBOX_ROOT}/candidate"
+SANDBOX_SITE = f"{SANDBOX_ROOT}/site"  # the track's toolbox packages, one bind per top-level entry
 SANDBOX_UID = 100_000  # base of the unprivileged uids the worker drops to when bwrap runs as root
 _calls = itertools.count()
 
@@ -144,6 +148,69 @@ def _python_roots() -> list[str]:
     return minimal
 
 
+def _interpreter() -> str:
+    """The real interpreter binary (a venv's python is a symlink to it)."""
+    return os.path.realpath(sys.executable)
+
+
+@functools.lru_cache(maxsize=1)
+def _stdlib_view() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(paths to bind, paths to blank): the standard library, libpython, and the base site-packages blanked."""
+    import sysconfig
+
+    stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
+    binds = {stdlib, os.path.realpath(sysconfig.get_paths()["platstdlib"])}
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if libdir and os.path.isdir(libdir):
+        binds |= {os.path.realpath(str(p)) for p in Path(libdir).glob("libpython*.so*")}
+    blank = [p for p in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+                         os.path.join(stdlib, "site-packages")}
+             if os.path.isdir(p) and os.path.realpath(p).startswith(stdlib + os.sep)]
+    return tuple(sorted(binds)), tuple(sorted({os.path.realpath(p) for p in blank}))
+
+
+@functools.lru_cache(maxsize=1)
+def _library_dirs() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(folders, subfolders to blank, files to blank): the shared-library folders the interpreter and the
+    packages load from (as this process mapped them, plus the multiarch folder and the dynamic
+    loader's), with every executable in them hidden: no program but the interpreter is reachable."""
+    import stat
+    import sysconfig
+
+    python_roots = tuple(r + os.sep for r in _python_roots())
+    dirs: set[str] = set()
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.split(maxsplit=5)[-1].strip() if line.count(" ") >= 5 else ""
+                if path.startswith("/") and ".so" in os.path.basename(path):
+                    real = os.path.realpath(path)
+                    if not real.startswith(python_roots) and os.path.isfile(real):
+                        dirs.add(os.path.dirname(real))
+    except OSError:
+        pass
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    for candidate in (f"/usr/lib/{multiarch}" if multiarch else "", "/usr/lib64", "/lib64"):
+        if candidate and os.path.isdir(candidate):
+            dirs.add(os.path.realpath(candidate))
+    minimal = [d for d in sorted(dirs) if not any(d.startswith(o + os.sep) for o in dirs)]
+    blank_dirs: set[str] = set()
+    blank_files: set[str] = set()
+    for top in minimal:
+        for root, _subdirs, files in os.walk(top):
+            for name in files:
+                if ".so" in name:
+                    continue
+                full = os.path.join(root, name)
+                try:
+                    st = os.lstat(full)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+                    (blank_files.add(full) if root == top else blank_dirs.add(root))
+    return tuple(minimal), tuple(sorted(blank_dirs)), tuple(sorted(blank_files))
+
+
 def _mkdirs_args(path: str, made: set[str]) -> list[str]:
     """bwrap creates missing parents 0700 when it runs as root; make them traversable."""
     args: list[str] = []
@@ -184,7 +251,7 @@ class Sandbox:
             "seccomp_denied": list(DENIED) if self.mode == "bwrap" and deny_filter() else [],
         }
 
-    def _bwrap_args(self, candidate: Path, harness_dir: Path, limits: Limits) -> list[str]:
+    def _bwrap_args(self, candidate: Path, harness_dir: Path, limits: Limits, track: str = "native") -> list[str]:
         args = [_find_bwrap(), "--die-with-parent", "--new-session", "--clearenv"]
         args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if self.as_root:
@@ -199,18 +266,38 @@ class Sandbox:
         args += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
         made: set[str] = {"/tmp", "/dev", "/proc"}
         for path in _SYSTEM_DIRS:
-            if os.path.islink(path):
+            # /lib -> usr/lib and the like; /bin and /sbin are neither bound nor linked.
+            if os.path.islink(path) and path not in ("/bin", "/sbin"):
                 args += ["--symlink", os.readlink(path), path]
-            elif os.path.isdir(path):
-                args += ["--ro-bind", path, path]
+        lib_dirs, blank_dirs, blank_files = _library_dirs()
+        for path in lib_dirs:
+            args += _mkdirs_args(path, made) + ["--ro-bind", path, path]
+            made.add(path)
+        for path in blank_dirs:
+            args += ["--tmpfs", path]
+        for path in blank_files:
+            args += ["--ro-bind", "/dev/null", path]
         for path in _ETC_FILES:
             if os.path.exists(path):
                 args += _mkdirs_args(path, made) + ["--ro-bind", path, path]
-        for root in _python_roots():
-            args += _mkdirs_args(root, made) + ["--ro-bind", root, root]
-        args += self._hide_args(made)
+        interpreter = _interpreter()
+        args += _mkdirs_args(interpreter, made) + ["--ro-bind", interpreter, interpreter]
+        stdlib, blank = _stdlib_view()
+        for path in stdlib:
+            args += _mkdirs_args(path, made) + ["--ro-bind", path, path]
+        for path in blank:
+            args += ["--tmpfs", path]
+        # The track's toolbox, nothing else of the environment (fixtures/toolbox.toml).
+        from harness.toolbox import DEFAULT_PATH, load_toolbox
+
+        args += _mkdirs_args(f"{SANDBOX_SITE}/x", made)
+        for entry in load_toolbox().sandbox_entries(track):
+            args += ["--ro-bind", str(entry), f"{SANDBOX_SITE}/{entry.name}"]
+        args += self._hide_args(made, load_toolbox().sandbox_entries(track))
         args += _mkdirs_args(f"{SANDBOX_LIB}/harness", made)
         args += ["--ro-bind", str(harness_dir), f"{SANDBOX_LIB}/harness"]
+        args += _mkdirs_args(f"{SANDBOX_LIB}/fixtures/toolbox.toml", made)
+        args += ["--ro-bind", str(DEFAULT_PATH), f"{SANDBOX_LIB}/fixtures/toolbox.toml"]
         inside = f"{SANDBOX_CANDIDATE}/{candidate.name}"
         args += _mkdirs_args(inside, made) + ["--ro-bind", str(candidate), inside]
         if self.gpu:
@@ -221,16 +308,19 @@ class Sandbox:
         args += ["--remount-ro", "/", "--chdir", "/tmp"]
         return args
 
-    def _hide_args(self, made: set[str]) -> list[str]:
-        """Blank out clip files that a bound directory would show (the default clips live in site-packages)."""
-        visible = [*_python_roots(), *(d for d in _SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d))]
+    def _hide_args(self, made: set[str], toolbox: tuple[Path, ...] = ()) -> list[str]:
+        """Blank out clip files that a bound directory would show (a clip folder inside a bound package)."""
+        visible = {p: p for p in (*_library_dirs()[0], *_stdlib_view()[0])}
+        visible |= {os.path.realpath(e): f"{SANDBOX_SITE}/{e.name}" for e in toolbox}
         args: list[str] = []
-        for path in sorted({os.path.realpath(p) for p in (*self.hide, *_packaged_clip_dirs())}):
-            if not any(path.startswith(root + os.sep) for root in visible):
+        for host in sorted({os.path.realpath(p) for p in (*self.hide, *_packaged_clip_dirs())}):
+            root = next((r for r in visible if host.startswith(r + os.sep)), None)
+            if root is None:
                 continue
-            if os.path.isdir(path):
+            path = visible[root] + host[len(root):]
+            if os.path.isdir(host):
                 args += ["--tmpfs", path]
-            elif os.path.exists(path):
+            elif os.path.exists(host):
                 # Hide the whole folder of a clip file, so that siblings of the clip go too.
                 args += ["--tmpfs", os.path.dirname(path)]
         return args
@@ -243,17 +333,21 @@ class Sandbox:
         limits: Limits,
         env: dict[str, str],
         pass_fds: tuple[int, ...] = (),
+        track: str = "native",
     ) -> RawRun:
-        """Run `python -m harness.worker *worker_args` sandboxed; `env` is the whole environment."""
+        """Run `python -m harness.worker *worker_args` sandboxed; `env` is the whole environment.
+
+        The sandbox shows `track`'s toolbox (fixtures/toolbox.toml) and nothing else of the environment."""
         harness_dir = Path(__file__).resolve().parent
         env = dict(env)
         if self.mode == "bwrap":
-            env["PYTHONPATH"] = SANDBOX_LIB
+            env["PYTHONPATH"] = f"{SANDBOX_LIB}:{SANDBOX_SITE}"
             cand_path = f"{SANDBOX_CANDIDATE}/{candidate.name}"
-            argv = self._bwrap_args(candidate, harness_dir, limits)
+            argv = self._bwrap_args(candidate, harness_dir, limits, track)
             for key, value in env.items():
                 argv += ["--setenv", key, value]
-            argv += ["--", sys.executable, "-s", "-B", "-m", "harness.worker", *worker_args]
+            # -S: no site-packages and no .pth files; the toolbox comes from PYTHONPATH alone.
+            argv += ["--", _interpreter(), "-s", "-S", "-B", "-m", "harness.worker", *worker_args]
             argv += ["--candidate", cand_path]
             if self.as_root:
                 argv += ["--drop-uid", str(SANDBOX_UID + (os.getpid() % 50_000) * 8 + next(_calls) % 8)]

@@ -176,12 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop-uid", type=int, default=0)
     parser.add_argument("--processes", type=int, required=True)
     parser.add_argument("--max-output", type=int, default=1 << 30)
+    parser.add_argument("--track", default="native")
     args = parser.parse_args(argv)
     status_file = os.fdopen(args.status_fd, "w", closefd=True)
     _drop_privileges(args.drop_uid, args.processes)
     status: dict[str, object] = {"ok": False, "mode": args.mode}
     main_pid = os.getpid()
+    guard = None
     try:
+        # Before the candidate loads: its track's toolbox only, no executables, library codecs
+        # recorded (and refused in the native track). See harness/toolbox.py.
+        from harness.toolbox import install_guard
+
+        guard = install_guard(args.track, candidate_module=f"candidate_{args.name}")
         # The import (and whatever the module does at import time) is timed apart from the call:
         # it has its own allowance, so a codec that imports torch is not charged for it per call.
         cpu, start = _cpu_s(), time.perf_counter()
@@ -198,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
             with os.fdopen(args.out_fd, "wb", closefd=False) as out:
                 out.truncate(0)
                 video.write_to(out)
+        if guard is not None and guard.refused:
+            # Refused even where the candidate caught the error: a native codec must be its own.
+            from harness.toolbox import library_codec_message
+
+            raise ContractViolation("contract", library_codec_message(", ".join(guard.refused)))
         status["ok"] = True
     except ContractViolation as err:
         status.update(kind=err.kind, message=str(err))
@@ -210,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
         status.update(kind="exception", message=f"{type(err).__name__}: {err}", traceback=_trace())
     if os.getpid() != main_pid:
         os._exit(1)  # a process the candidate forked must not write the status
+    if guard is not None:
+        status["library_codecs"] = [*guard.used, *guard.refused]
+        if guard.refused and status.get("kind") == "exception":
+            from harness.toolbox import library_codec_message
+
+            status.update(kind="contract", message=library_codec_message(", ".join(guard.refused)))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     # The high-water mark of this process's own memory since exec (VmHWM), not ru_maxrss: that
