@@ -35,7 +35,7 @@ from harness.runner import Outcome, Runner
 from harness.video import Video
 
 # Bump when the worker, runner or judging changes in a way that could change a result.
-RESULT_VERSION = "3"  # 3: calls report import_s and call_cpu_s (the limits gate's figures)
+RESULT_VERSION = "4"  # 3: calls report import_s and call_cpu_s (the limits gate's figures); 4: luma correlation
 
 # Threads and hash seed of each kind of sandboxed call (recorded in every report's settings.seeds):
 # the judged calls, and the determinism check's repeated encode and decode in other processes.
@@ -352,13 +352,24 @@ class Judge:
             return contract_gate(self.candidates[candidate], self.check(candidate), self.config)
         if name in POINT_GATES:
             point = self.point(candidate, clip, rung)
-            return point_gate(name, point, self.source(clip).video, self.config)
+            reference = self.anchor_psnr_y(point) if name == "quality" else None
+            return point_gate(name, point, self.source(clip).video, self.config, anchor_psnr_y=reference)
         if name == "determinism":
             return determinism_gate(self.determinism(candidate, clip))
         if name == "bd_rate":
             results, _, error = self.bd_results(candidate, clip)
             return bd_rate_gate(candidate, clip, results, self.config, error=error)
         raise ValueError(f"unknown gate {name!r}")
+
+    def anchor_psnr_y(self, point: PointResult) -> float | None:
+        """The rate anchor's PSNR-Y at the same rate point as `point` (its QP whose bitrate the point
+        asked for); None in "ladder" rate mode, where no anchor point has the same rate."""
+        if point.point.anchor_qp is None or self.config.rate_mode != "anchor":
+            return None
+        for anchor_point in self.anchor_curve(point.clip, self.config.rate_anchor):
+            if anchor_point.qp == point.point.anchor_qp:
+                return anchor_point.measurement.mean.get("psnr_y")
+        return None
 
     def bd_results(self, candidate: str, clip: str) -> tuple[dict | None, dict | None, str | None]:
         """(BD-rate against each anchor, against the champion, the error that stopped either)."""

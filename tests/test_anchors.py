@@ -331,3 +331,112 @@ def test_svtav1_ladder_matches_x265_quality(specs, bus):
         a = psnr_y(bus, decode_anchor(encode_anchor(bus, x265, qp_hevc), x265, like=bus))
         b = psnr_y(bus, decode_anchor(encode_anchor(bus, svt, qp_av1), svt, like=bus))
         assert abs(a - b) < 2.0, (qp_hevc, a, qp_av1, b)
+
+
+# -- full-range sources ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_range(tmp_path_factory):
+    """A full-range (yuvj420p, lossless H.264) clip with samples outside 16..235, and what read_video says of it."""
+    from tests.conftest import write_clip
+
+    path = tmp_path_factory.mktemp("full") / "full.mkv"
+    write_clip(path, synthetic(96, 64, 5), codec="libx264", pix_fmt="yuvj420p", options={"qp": "0", "preset": "ultrafast"})
+    video, info = read_video(path)
+    assert info.color_range == "pc" and video.y.max() > 235
+    return video, info
+
+
+def signalled_range(bitstream: bytes, spec) -> set[int]:
+    """The AVColorRange of every frame a real decoder gives for `bitstream` (2 = full, 1 = limited, 0 = unset)."""
+    import av
+
+    from harness.anchors.bitstream import av1_temporal_units
+
+    ctx = av.CodecContext.create(spec.decoder, "r")
+    if spec.decoder == "libdav1d":
+        packets = [av.Packet(unit) for unit in av1_temporal_units(bitstream)]
+    else:
+        packets = ctx.parse(bitstream) + ctx.parse(None)
+    return {int(frame.color_range) for packet in [*packets, None] for frame in ctx.decode(packet)}
+
+
+@pytest.mark.parametrize("name", ANCHORS)
+def test_full_range_source_is_signalled_full_and_limited_stays_limited(specs, full_range, small, name):
+    video, info = full_range
+    spec = specs[name].for_source(info.color_range)
+    assert spec.full_range and not specs[name].for_source("tv").full_range
+    assert specs[name].for_source("unknown") is specs[name]
+    report = encode_anchor_with_report(video, spec, spec.qps[0])
+    assert signalled_range(report.bitstream, spec) == {2}
+    decoded = decode_anchor(report.bitstream, spec, like=video)
+    assert psnr_y(video, decoded) > 35  # the samples were coded as they are, not squeezed into 16..235
+    limited = specs[name].for_source("tv")
+    # Nothing signalled reads as limited range (H.264/HEVC infer video_full_range_flag = 0).
+    assert signalled_range(encode_anchor(small, limited, limited.qps[0]), limited) <= {0, 1}
+    if name == "x265":  # the settings report says it too (anchors.toml full_range_sei)
+        assert report.settings["range"] == "1"
+        assert encode_anchor_with_report(small, limited, 27).settings["range"] == "0"
+
+
+def test_full_range_gives_another_anchor_id_and_leaves_limited_ids_alone(specs):
+    for spec in specs.values():
+        full = spec.for_source("pc")
+        assert anchor_id(full) != anchor_id(spec) and "-full-range-" in anchor_id(full)
+        assert anchor_id(spec.for_source("tv")) == anchor_id(spec)
+    # limited-range ids are those of before range signalling (cached anchors stay valid)
+    assert anchor_id(specs["x265"]).startswith("x265-medium-") and "full" not in anchor_id(specs["x265"])
+    assert specs["x265"].for_source("pc").sei_expect[-1] == "range=1"
+
+
+def test_full_range_sei_needs_a_settings_report(specs):
+    with pytest.raises(AnchorError, match="full_range_sei needs a settings report"):
+        specs["svtav1"].replace(full_range_sei=("range=1",))
+
+
+CLI_FORMATS = {"x265": "hevc", "x264": "h264"}
+
+
+def cli_anchor(video: Video, spec, qp: int, tmp_path: Path) -> tuple[bytes, str | None]:
+    """The same anchor through the ffmpeg command line (imageio-ffmpeg's binary), settings SEI stripped,
+    and the encoder version that binary reports."""
+    import imageio_ffmpeg
+
+    from harness.anchors.bitstream import strip_info_sei
+    from harness.anchors.settings import version_from_report
+
+    raw = tmp_path / "source.yuv"
+    with open(raw, "wb") as f:
+        f.writelines(video.y[i].tobytes() + video.u[i].tobytes() + video.v[i].tobytes() for i in range(video.frames))
+    table = encoder_settings()[spec.encoder]
+    params = [*spec.params, (spec.qp_option, str(qp))]
+    rng = ["-color_range", "pc"] if spec.full_range else []  # input and output: no range conversion
+    out = tmp_path / f"cli.{CLI_FORMATS[spec.name]}"
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{video.width}x{video.height}",
+        "-framerate", str(video.fps), *rng, "-i", str(raw),
+        "-c:v", spec.encoder, "-preset", spec.preset, "-threads", str(spec.thread_count),
+        *[x for k, v in spec.options for x in (f"-{k}", v)],
+        f"-{table.params_option}", ":".join(f"{k}={v}" for k, v in params), *rng,
+        "-f", CLI_FORMATS[spec.name], str(out),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    stream, text = strip_info_sei(out.read_bytes(), spec.encoder)
+    return stream, version_from_report(spec.encoder, text)
+
+
+@pytest.mark.parametrize("name", CLI_FORMATS)
+@pytest.mark.parametrize("source", ["limited", "full"])
+def test_anchor_bytes_equal_the_ffmpeg_command_line(specs, small, tmp_path, name, source):
+    """x265/x264 anchors are what `ffmpeg -c:v libx265 ...` writes, with `-color_range pc` for a full-range
+    source (the same samples, declared full range: only the signalling differs)."""
+    video = small
+    spec = specs[name].for_source("tv" if source == "limited" else "pc")
+    qp = spec.qps[1]
+    ours = encode_anchor(video, spec, qp)
+    theirs, version = cli_anchor(video, spec, qp, tmp_path)
+    if ours != theirs and version != anchor_versions()[spec.encoder]:
+        pytest.skip(f"the ffmpeg binary's {spec.encoder} ({version}) is not PyAV's ({anchor_versions()[spec.encoder]})")
+    assert ours == theirs

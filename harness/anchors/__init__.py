@@ -15,6 +15,9 @@ and the anchor id that keys the on-disk cache.
   replicating the last row and column; `decode_anchor` crops back to the source size. The padded
   samples cost the anchor a few bits, as they would any real encoder.
 - Raw streams carry no frame rate (PITFALLS 7): the decoder takes it from `like`.
+- Range: `spec.for_source(info.color_range)` gives a full-range source's spec, which tells the
+  encoder (AVCodecContext.color_range, the CLI's `-color_range pc`) so that the bitstream signals
+  full range; other sources are encoded with no range given (limited), bytes and ids as before.
 - An anchor's [env] (SVT_LOG=1) is written into os.environ before its encoder opens.
 - Determinism: threads are pinned in anchors.toml. Measured on this machine: x265 and SVT-AV1
   bytes are identical for every SIMD level (x265 asm=none/sse2/avx2, SVT asm=c/sse4_1/avx2);

@@ -68,6 +68,7 @@ class _FfmpegLog:
         return False
 
 
+_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG (full range); left unset, the encoders signal or imply limited range
 _BAD_OPTION_LOG = re.compile(r"unknown option|error parsing option|invalid value", re.IGNORECASE)
 
 
@@ -89,6 +90,8 @@ def _open_encoder(spec: AnchorSpec, qp: int, width: int, height: int, fps: Fract
     ctx.time_base = Fraction(1) / fps
     ctx.framerate = fps
     ctx.thread_count = spec.thread_count
+    if spec.full_range:
+        ctx.color_range = _JPEG_RANGE  # the CLI's `-color_range pc`: VUI / sequence header say full range
     ctx.options = options
     with _FfmpegLog() as log:
         try:

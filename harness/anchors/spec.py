@@ -34,6 +34,11 @@ class AnchorSpec:
     params: tuple[tuple[str, str], ...] = ()
     sei_expect: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = field(default=())
+    # Full-range sources: the encoder is told the source's range (AVCodecContext.color_range = pc,
+    # i.e. `-color_range pc` on the ffmpeg command line) and writes it in the bitstream's VUI /
+    # sequence header; `full_range_sei` are the settings-report tokens that say so (x265: range=1).
+    full_range_sei: tuple[str, ...] = ()
+    full_range: bool = False
 
     def __post_init__(self) -> None:
         _validate_spec(self)
@@ -41,6 +46,16 @@ class AnchorSpec:
     def replace(self, **changes) -> AnchorSpec:
         """A copy with some fields changed (e.g. preset="slow"), validated like the original."""
         return replace(self, **changes)
+
+    def for_source(self, color_range: str) -> AnchorSpec:
+        """This anchor for a source of `color_range` (`VideoInfo.color_range`: "tv", "pc" or "unknown").
+
+        A full-range ("pc") source gets a spec that signals full range and expects the encoder to
+        report it; any other source gets this spec unchanged (limited range, as the formats infer
+        when nothing is signalled, and the bytes and anchor ids of before)."""
+        if color_range != "pc" or self.full_range:
+            return self
+        return replace(self, full_range=True, sei_expect=(*self.sei_expect, *self.full_range_sei))
 
     @property
     def reports_settings(self) -> bool:
@@ -55,6 +70,7 @@ class AnchorSpec:
         data["qps"] = list(self.qps)
         data["qp_range"] = list(self.qp_range)
         data["sei_expect"] = list(self.sei_expect)
+        data["full_range_sei"] = list(self.full_range_sei)
         return data
 
 
@@ -103,6 +119,8 @@ def _validate_spec(spec: AnchorSpec) -> None:
     if spec.thread_count < 1 or spec.min_size < 1:
         raise AnchorError(f"{where}: thread_count and min_size must be >= 1 (a pinned count, not 0 = auto)")
     report = table[spec.encoder].report
+    if spec.full_range_sei and report is None:
+        raise AnchorError(f"{where}: full_range_sei needs a settings report, which {spec.encoder} does not write")
     params = dict(spec.params)
     for key, value in (report.required_params if report else {}).items():
         if params.get(key) != value:
@@ -127,8 +145,9 @@ _SPEC_KEYS = {
     "params",
     "sei_expect",
     "env",
+    "full_range_sei",
 }
-_OPTIONAL_KEYS = {"options", "params", "sei_expect", "env"}
+_OPTIONAL_KEYS = {"options", "params", "sei_expect", "env", "full_range_sei"}
 
 
 class _Specs(dict):
@@ -165,6 +184,7 @@ def _spec_from_table(path: Path, name: str, table: object) -> AnchorSpec:
             params=tuple((str(k), str(v)) for k, v in table.get("params", {}).items()),
             sei_expect=tuple(str(t) for t in table.get("sei_expect", ())),
             env=tuple((str(k), str(v)) for k, v in table.get("env", {}).items()),
+            full_range_sei=tuple(str(t) for t in table.get("full_range_sei", ())),
         )
     except (TypeError, ValueError, IndexError) as err:
         raise ConfigError(f"{path}: [{name}] has a value of the wrong type: {err}") from err

@@ -132,6 +132,11 @@ def anchor_id(spec: AnchorSpec) -> str:
     relevant[spec.encoder] = versions[spec.encoder]
     if spec.decoder == "libdav1d":
         relevant["libdav1d"] = versions["libdav1d"]
-    payload = {"code": ANCHOR_CODE_VERSION, "spec": spec.to_json(), "versions": relevant}
+    settings = spec.to_json()
+    if not spec.full_range:
+        # Only a full-range source's bitstream changed when range signalling came: the ids (and
+        # cached results) of every other anchor stay those of before.
+        del settings["full_range"], settings["full_range_sei"]
+    payload = {"code": ANCHOR_CODE_VERSION, "spec": settings, "versions": relevant}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-    return f"{spec.name}-{spec.preset}-{digest[:16]}"
+    return f"{spec.name}-{spec.preset}-{'full-range-' if spec.full_range else ''}{digest[:16]}"
