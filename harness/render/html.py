@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.render.plots import rd_png
+from harness.render.plots import rd_png, rdc_png
 from harness.render.view import (
     ReportView,
     as_dict,
@@ -23,6 +23,7 @@ from harness.render.view import (
     metric_label,
     nodeid_label,
     nodeid_params,
+    ratio_words,
     short_date,
 )
 
@@ -79,6 +80,8 @@ def _meta_rows(view: ReportView) -> list[tuple[str, str]]:
     clips_text = (
         f"{view.settings.get('clip_set', 'n/a')}: {n_clips} clip{'s' if n_clips != 1 else ''}, "
         f"{fmt_num(view.settings.get('frames'), '.0f')} frames each at most"
+        + (f"; {view.profile_text()}" if view.profile_text() else "")
+        + "".join(f"; {c}: full range" for c in view.clip_names() if view.full_range(c))
     )
     ladder = ", ".join(fmt_num(v, "g") for v in as_list(view.suite.get("ladder_bpp")))
     rates = f"rate anchor {view.rate_anchor}" + (f"; ladder {ladder} bits/pixel" if ladder else "")
@@ -109,6 +112,7 @@ def _meta_rows(view: ReportView) -> list[tuple[str, str]]:
         ),
         ("Git commit", git_text),
         ("Clip set", clips_text),
+        *[(f"Left out: {clip}", f"not judged: {why}") for clip, why in view.dropped_clips().items()],
         ("Rate points", rates),
         (
             "Anchors",
@@ -151,6 +155,9 @@ def _leaderboard(view: ReportView) -> str:
     metrics = view.bd_metrics
     champ_any = any(view.champion(n)[1] for n in view.candidates)
     head = ["#", "Candidate", "Verdict"] + [f"{metric_label(m)} vs {view.rate_anchor}" for m in metrics]
+    cx_any = any(view.complexity(n) for n in view.candidates)
+    if cx_any:
+        head += ["Encode CPU vs x265", "Decode CPU vs x265"]
     if champ_any:
         head.append(f"{metric_label(view.primary)} vs champion")
     held_any = any(as_dict(as_dict(view.candidates[n]).get("bd_by_set")) for n in view.candidates)
@@ -175,6 +182,8 @@ def _leaderboard(view: ReportView) -> str:
         verdict += "".join(f'<div class="flag">⚠ {esc(flag[:300])}</div>' for flag in view.flags(name))
         cells = [f"<td class='n'>{rank}</td>", f"<td><b>{esc(name)}</b></td>", f"<td>{verdict}</td>"]
         cells += [_bd_cell(view.overall(name, m)) for m in metrics]
+        if cx_any:
+            cells += [_ratio_cell(view.complexity(name), axis) for axis in ("encode", "decode")]
         if champ_any:
             champ, results = view.champion(name)
             slot = as_dict(results.get(view.primary))
@@ -212,6 +221,38 @@ def _leaderboard(view: ReportView) -> str:
     return "\n".join(rows) + note
 
 
+def _ratio_cell(entry: Mapping, axis: str) -> str:
+    """A complexity ratio with its place against the Pareto front; the hover names the CPU figure used."""
+    text = ratio_words(entry, axis)
+    place = as_dict(as_dict(entry.get("front")).get(axis))
+    factor = as_float(place.get("complexity_factor"))
+    title = f"CPU of the {axis} call per megapixel-frame over x265's, geometric mean over clips"
+    if entry.get("cpu_field") == "cpu_s":
+        title += " (whole sandboxed process: start-up and imports included)"
+    if factor is not None and place.get("on_front") is False:
+        title += f"; {factor:.3g} times the complexity of the front at the same or better BD-rate"
+    return f"<td title='{esc(title)}'>{esc(text)}</td>"
+
+
+def _complexity_section(view: ReportView) -> str:
+    """The rate-distortion-complexity picture and how far each codec is from the Pareto front."""
+    png, notes = rdc_png(view)
+    if png is None:
+        return f"<p class='na'>{esc('; '.join(notes))}</p>"
+    caption = (
+        "BD-rate against " + view.rate_anchor + " (primary metric) against each codec's encode and decode CPU time "
+        "per megapixel-frame relative to x265 medium and its decoder, measured in this run (log scale). Ringed points "
+        "and the step line: the Pareto front (no codec is both cheaper and better)."
+    )
+    if notes:
+        caption += " " + "; ".join(notes)
+    alt = "Rate-distortion-complexity: BD-rate against encode and decode complexity, Pareto front marked"
+    return (
+        f"<figure class='rd' id='rdc'><img alt='{esc(alt)}' src='data:image/png;base64,{png}'>"
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
+
+
 def _held_out_cell(by_set: dict) -> str:
     """Public and held-out BD-rate side by side; a large gap is flagged (tuned to the public clips?)."""
     if not by_set:
@@ -231,6 +272,7 @@ def _clip_section(view: ReportView, clip: str, index: int) -> str:
         f"{fmt_num(info.get('width'), '.0f')}×{fmt_num(info.get('height'), '.0f')}, "
         f"{fmt_num(info.get('frames'), '.0f')} frames at {esc(info.get('fps', 'n/a'))} fps"
         + (f", {esc(info.get('codec'))}" if info.get("codec") else "")
+        + (", <b>full range</b> (anchors signal it)" if view.full_range(clip) else "")
         + (f", sha256 <code>{esc(str(sha)[:16])}</code>" if sha else "")
     )
     png, notes = rd_png(view, clip)
@@ -445,10 +487,13 @@ def render_html(doc: Mapping) -> str:
 <h1>Codec harness report</h1>
 <p class="sub">{len(view.candidates)} candidate{"s" if len(view.candidates) != 1 else ""} on {len(clips)} clip{"s" if len(clips) != 1 else ""}; tests: {totals}</p>
 <dl class="meta">{meta}</dl>
-<nav><a href="#leaderboard">Leaderboard</a> <a href="#failures">Failures ({n_failed})</a> · clips: {nav_clips}</nav>
+<nav><a href="#leaderboard">Leaderboard</a> <a href="#complexity">Complexity</a> <a href="#failures">Failures ({n_failed})</a> · clips: {nav_clips}</nav>
 </header>
 <section id="leaderboard"><h2>Leaderboard</h2>
 {_leaderboard(view)}
+</section>
+<section id="complexity"><h2>Rate, distortion and complexity</h2>
+{_complexity_section(view)}
 </section>
 <section id="clips"><h2>Rate-distortion per clip</h2>
 {clip_html}

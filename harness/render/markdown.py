@@ -16,6 +16,7 @@ from harness.render.view import (
     fmt_num,
     metric_label,
     nodeid_label,
+    ratio_words,
     short_date,
 )
 
@@ -36,6 +37,9 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
     head = ["Candidate", "Verdict"] + [
         f"{metric_label(m)} vs {md_escape(view.rate_anchor)}" for m in view.bd_metrics
     ]
+    cx_any = any(view.complexity(n) for n in view.candidates)
+    if cx_any:
+        head += ["Encode CPU vs x265", "Decode CPU vs x265"]
     if champ_any:
         head.append(f"{metric_label(view.primary)} vs champion")
     head += [f"Worst clip ({metric_label(view.primary)})", "Shipped / with bitstreams"]
@@ -45,7 +49,7 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
     notes: list[str] = []
     for name in order[:max_candidates]:
         css, words = view.verdict(name)
-        lines.append(_row(view, name, css, words, champ_any))
+        lines.append(_row(view, name, css, words, champ_any, cx_any))
         note = _note(view, name, words)
         if note:
             notes.append(note)
@@ -63,7 +67,9 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
         "",
         (
             f"<sub>BD-rate: mean over comparable clips of the bits needed at equal quality relative to "
-            f"{md_escape(view.rate_anchor)}; ↓ fewer bits = better. Full plots and captured errors in the HTML report.</sub>"
+            f"{md_escape(view.rate_anchor)}; ↓ fewer bits = better. Encode / decode CPU: CPU time per megapixel-frame "
+            "over x265's encoder (medium) and decoder in the same run; (front): on the Pareto front of BD-rate and "
+            "complexity, else BD-rate points off it. Full plots and captured errors in the HTML report.</sub>"
         ),
     ]
     return "\n".join(lines) + "\n"
@@ -83,20 +89,33 @@ def _header(view: ReportView) -> list[str]:
         ),
         (
             f"{short_date(view.doc.get('created_utc'))} · commit {md_code(commit)}"
-            f"{' (dirty)' if git.get('dirty') else ''} · clip set {md_escape(view.settings.get('clip_set', 'n/a'))}, "
+            f"{' (dirty)' if git.get('dirty') else ''} · "
+            f"{md_escape(view.profile_text()) + ', ' if view.profile_text() else ''}"
+            f"clip set {md_escape(view.settings.get('clip_set', 'n/a'))}, "
             f"{fmt_num(view.settings.get('frames'), '.0f')} frames · tests: {totals}"
         ),
         "",
+        *[
+            f"> clip {md_code(clip)} is **full range** (yuvj420p / color_range pc); the anchors signal it\n"
+            for clip in clips
+            if view.full_range(clip)
+        ],
+        *[
+            f"> ⚠️ clip {md_code(clip)} was left out, not judged: {md_escape(problem, 300)}\n"
+            for clip, problem in view.dropped_clips().items()
+        ],
     ]
 
 
-def _row(view: ReportView, name: str, css: str, words: str, champ_any: bool) -> str:
-    """A candidate's table row: verdict, BD-rate per metric (and vs the champion), worst clip."""
+def _row(view: ReportView, name: str, css: str, words: str, champ_any: bool, cx_any: bool = False) -> str:
+    """A candidate's table row: verdict, BD-rate per metric, complexity (and vs the champion), worst clip."""
     icon = {"ok": "✅", "bad": "❌"}.get(css, "➖")
     row = [f"**{md_escape(name, 60)}**", f"{icon} {md_escape(words)}"]
     for metric in view.bd_metrics:
         slot = view.overall(name, metric)
         row.append(bd_words(slot.get("bd_rate")))
+    if cx_any:
+        row += [md_escape(ratio_words(view.complexity(name), axis)) for axis in ("encode", "decode")]
     if champ_any:
         champ, results = view.champion(name)
         row.append(

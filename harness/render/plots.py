@@ -1,4 +1,5 @@
-"""Rate-distortion plots of a report: one PNG per clip (PSNR-YUV, SSIM-Y, VMAF against kbps), inline.
+"""Rate-distortion plots of a report: one PNG per clip (PSNR-YUV, SSIM-Y, VMAF against kbps), inline;
+and the rate-distortion-complexity picture of the run (`rdc_png`).
 
 matplotlib draws off screen (Agg); nothing is imported until a plot is drawn.
 """
@@ -11,7 +12,7 @@ import math
 
 from harness.render.view import ReportView, as_dict, as_float, as_list, metric_label
 
-__all__ = ["OFF_SCALE_FACTOR", "PLOT_METRICS", "PSNR_CAP_DB", "rd_png"]
+__all__ = ["OFF_SCALE_FACTOR", "PLOT_METRICS", "PSNR_CAP_DB", "rd_png", "rdc_png"]
 
 PLOT_METRICS = ("psnr_yuv", "ssim_y", "vmaf")
 PSNR_CAP_DB = 100.0  # harness.metrics caps PSNR of identical frames at this value (never inf)
@@ -256,3 +257,86 @@ def _smaller_png(png: bytes) -> bytes:
         return out.getvalue() if out.tell() < len(png) else png
     except Exception:  # noqa: BLE001 - an optimisation only; the full PNG is always fine
         return png
+
+
+def _rdc_points(view: ReportView) -> list[tuple[str, str, dict]]:
+    """(kind "candidate" / "anchor", name, complexity entry) of every codec the report has a figure for."""
+    out = []
+    for name in view.order():
+        entry = view.complexity(name)
+        if entry:
+            out.append(("candidate", name, entry))
+    for name, entry in sorted(as_dict(as_dict(view.doc.get("complexity")).get("anchors")).items()):
+        out.append(("anchor", name, as_dict(entry)))
+    return out
+
+
+def rdc_png(view: ReportView) -> tuple[str | None, list[str]]:
+    """Base64 PNG of the rate-distortion-complexity picture: BD-rate against the rate anchor versus the
+    encode and the decode CPU ratio to x265 (log scale), candidates and anchors as points, the Pareto
+    front as a step line with its points ringed; and notes (codecs left out, and why)."""
+    points = _rdc_points(view)
+    notes = []
+    usable = []
+    for kind, name, entry in points:
+        if as_float(entry.get("bd_rate")) is None:
+            notes.append(f"{name}: no comparable BD-rate, not drawn")
+        elif as_float(entry.get("encode_ratio")) is None and as_float(entry.get("decode_ratio")) is None:
+            notes.append(f"{name}: no complexity figure, not drawn")
+        else:
+            usable.append((kind, name, entry))
+    if not usable:
+        return None, notes or ["no complexity figures in this report"]
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"text.parse_math": False, "font.size": 9, "axes.titlesize": 10}):
+        fig = Figure(figsize=(11.0, 3.8), dpi=96, layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, 2)
+        for ax, axis in zip(axes, ("encode", "decode"), strict=True):
+            _rdc_panel(ax, axis, usable, view.rate_anchor)
+        _legend(fig, axes)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=96)
+    return base64.b64encode(_smaller_png(buf.getvalue())).decode("ascii"), notes
+
+
+def _rdc_panel(ax, axis: str, usable: list[tuple[str, str, dict]], rate_anchor: str) -> None:
+    front = []
+    cand_index = 0
+    anchor_index = 0
+    for kind, name, entry in usable:
+        x, y = as_float(entry.get(f"{axis}_ratio")), as_float(entry.get("bd_rate"))
+        if x is None or x <= 0 or y is None:
+            continue
+        if kind == "candidate":
+            color, marker, size = _CAND_COLORS[cand_index % len(_CAND_COLORS)], "o", 46
+            cand_index += 1
+        else:
+            color, marker = _ANCHOR_STYLES[anchor_index % len(_ANCHOR_STYLES)]
+            size = 40
+            anchor_index += 1
+        ax.scatter([x], [y], s=size, marker=marker, color=color, zorder=3, label=_plot_label(
+            name if kind == "candidate" else f"{name} (anchor)"
+        ))
+        if as_dict(as_dict(entry.get("front")).get(axis)).get("on_front") is True:
+            front.append((x, y))
+            ax.scatter([x], [y], s=150, facecolors="none", edgecolors="#e6a700", linewidths=1.6, zorder=2)
+    if front:
+        front.sort()
+        xs, ys = [p[0] for p in front], [p[1] for p in front]
+        ax.step(xs, ys, where="post", color="#e6a700", linewidth=1.2, zorder=1, label="Pareto front")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # no mathtext: parse_math is off
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.axhline(0.0, color="#bbbbbb", linewidth=0.8, zorder=0)
+    ax.axvline(1.0, color="#bbbbbb", linewidth=0.8, zorder=0)
+    ax.set_xlabel(f"{axis} CPU time per megapixel-frame / x265's (log)")
+    ax.set_ylabel(f"BD-rate vs {rate_anchor} (%; lower is better)")
+    ax.set_title(f"BD-rate vs {axis} complexity")
+    ax.grid(True, which="both", alpha=0.25)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.render.view import ReportView, as_dict, metric_label
+from harness.render.view import ReportView, as_dict, metric_label, ratio_words
 
 __all__ = ["leaderboard_lines"]
 
@@ -30,11 +30,12 @@ def leaderboard_lines(doc: Mapping, report: Path | None = None) -> list[str]:
     if not view.candidates:
         return ["no candidate was judged"]
     head = ["candidate", "verdict"] + [f"{metric_label(m)} vs {view.rate_anchor}" for m in view.bd_metrics]
-    head += ["vs champion", f"worst clip ({metric_label(view.primary)})"]
+    head += ["enc vs x265", "dec vs x265", "vs champion", f"worst clip ({metric_label(view.primary)})"]
     rows = [head]
     for name in view.order():
         _, words = view.verdict(name)
         row = [name, words] + [_bd(view.overall(name, m)) for m in view.bd_metrics]
+        row += [ratio_words(view.complexity(name), axis) for axis in ("encode", "decode")]
         champ, results = view.champion(name)
         row.append(_bd(as_dict(results.get(view.primary))) if champ and results else "-")
         worst = view.worst_clip(name)
@@ -43,8 +44,13 @@ def leaderboard_lines(doc: Mapping, report: Path | None = None) -> list[str]:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.append("BD-rate: % more (+) or fewer (-) bits than the reference at equal quality (clips averaged/judged)")
+    lines.append(
+        "enc/dec vs x265: CPU time per megapixel-frame over x265's (medium) and its decoder's, measured in this run; "
+        "(front): on the Pareto front of BD-rate and complexity, else BD-rate points off it"
+    )
     for name in view.order():
         lines += [f"WARNING {name}: {flag}" for flag in view.flags(name)]
+    lines += [f"WARNING clip {clip} was left out, not judged: {why}" for clip, why in view.dropped_clips().items()]
     if report is not None:
         lines.append(f"HTML: {report.with_suffix('.html')}   Markdown: {report.with_suffix('.md')}")
     return lines

@@ -30,6 +30,7 @@ __all__ = [
     "metric_label",
     "nodeid_label",
     "nodeid_params",
+    "ratio_words",
     "short_date",
 ]
 
@@ -61,6 +62,20 @@ def fmt_num(value: object, fmt: str = ".2f", unit: str = "") -> str:
     if v is None:
         return "n/a"
     return f"{v:{fmt}}{(' ' + unit) if unit else ''}"
+
+
+def ratio_words(entry: Mapping, axis: str) -> str:
+    """A complexity ratio to x265 as "x2.3" ("n/a" without one), with " (front)" on the Pareto front
+    or " (+4.1 pts off)" naming the BD-rate points to the front at that complexity."""
+    value = as_float(entry.get(f"{axis}_ratio"))
+    if value is None:
+        return "n/a"
+    text = f"x{value:.3g}"
+    place = as_dict(as_dict(entry.get("front")).get(axis))
+    if place.get("on_front") is True:
+        return f"{text} (front)"
+    gap = as_float(place.get("bd_gap_points"))
+    return f"{text} ({gap:+.1f} pts off)" if gap is not None else text
 
 
 def bd_words(bd_rate: object) -> str:
@@ -134,6 +149,18 @@ class ReportView:
         self.bd_metrics = tuple(metrics) or DEFAULT_BD_METRICS
         self.primary = self.bd_metrics[0]
 
+    def full_range(self, clip: str) -> bool:
+        """Whether the clip's samples are full range (yuvj420p / color_range pc): reports say so beside it."""
+        return as_dict(self.clips.get(clip)).get("color_range") == "pc"
+
+    def profile_text(self) -> str:
+        """'profile standard', with the options given over it ('profile quick, clips given'), or ''."""
+        profile = self.settings.get("profile")
+        if not isinstance(profile, str):
+            return ""
+        over = [str(o) for o in as_list(self.settings.get("profile_overrides"))]
+        return f"profile {profile}" + (f" ({', '.join(over)} given over it)" if over else "")
+
     def clip_names(self) -> list[str]:
         names = list(self.clips)
         for source in (
@@ -197,6 +224,14 @@ class ReportView:
         if cand.get("passed_all") is False or passed < total:
             return "na", f"passed {passed} of {total} tests"
         return "ok", f"passed all {total} tests"
+
+    def dropped_clips(self) -> dict[str, str]:
+        """Clips left out before judging (clip -> problem): a corrupt file, a 10-bit clip, a failed download."""
+        return {str(k): str(v) for k, v in as_dict(self.settings.get("dropped_clips")).items()}
+
+    def complexity(self, name: str) -> dict:
+        """A candidate's complexity entry (encode_ratio, decode_ratio, front), {} when the report has none."""
+        return as_dict(as_dict(self.candidates.get(name)).get("complexity"))
 
     def flags(self, name: str) -> list[str]:
         """A candidate's warnings (e.g. too good to be true without held-out confirmation)."""
