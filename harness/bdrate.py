@@ -19,7 +19,15 @@ Decisions, stated once:
   `BDRateError`.
 - Overlap = length of the intersection of the two quality ranges divided by the length of their
   union (the definition of the `bjontegaard` package). Below `MIN_OVERLAP` (75 %) the value is
-  still given, with a warning; with no overlap the result is not comparable, never a huge number.
+  still given, with a warning; with no overlap there is no BD-rate (never a huge number): the
+  result is not comparable and says what can be said instead: BD-quality over the rates both
+  curves cover, when they share any, and whether the test is worse (or better) than the
+  reference at every one of its rate points (`dominance`).
+- "Worse at a rate point": the reference reaches a higher quality with no more bits, i.e. its
+  curve at that rate (interpolated, never extrapolated) or, beyond its highest rate, its best
+  point is above the test point. "Better": the reference's quality at that rate, or below its
+  lowest rate its lowest point, is under the test point. A test point under the reference's
+  lowest rate cannot be worse and one over its highest rate cannot be better.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ __all__ = [
     "BDAverage",
     "BDRateError",
     "BDResult",
+    "Dominance",
     "Method",
     "average_bd_rate",
     "bd_rate",
@@ -46,6 +55,7 @@ __all__ = [
 ]
 
 Method = Literal["pchip", "akima"]
+Dominance = Literal["worse", "better"]
 METHODS: tuple[Method, ...] = ("pchip", "akima")
 MIN_OVERLAP = 0.75
 """Fraction of the union of quality ranges below which a BD-rate carries a warning."""
@@ -72,6 +82,8 @@ class BDResult:
     rate_overlap, rate_interval: the same on the rate axis (log10 lengths; interval in rate units),
         which BD-quality integrates over; judge BD-quality's reliability by rate_overlap (it is
         often under 75 % between codecs of different efficiency, so it does not set `warning`).
+    dominance: "worse" / "better" when the test is below / above the reference at every one of
+        its rate points (see the module docstring), else None.
     """
 
     bd_rate: float | None
@@ -83,9 +95,22 @@ class BDResult:
     method: Method
     rate_overlap: float = 0.0
     rate_interval: tuple[float, float] | None = None
+    dominance: Dominance | None = None
 
     def describe(self) -> str:
         return describe(self.bd_rate)
+
+    def verdict(self, unit: str = "") -> str:
+        """What the comparison says in words: the BD-rate when there is one, else the test being
+        worse (or better) at every rate point and its BD-quality, else "not comparable"."""
+        if self.comparable and self.bd_rate is not None:
+            return describe(self.bd_rate)
+        parts = []
+        if self.dominance:
+            parts.append(f"{self.dominance} than the reference at every rate point")
+        if self.bd_quality is not None:
+            parts.append(f"{self.bd_quality:+.2f}{(' ' + unit) if unit else ''} at equal rate")
+        return ", ".join(parts) or "– not comparable"
 
     def to_json(self) -> dict:
         """A JSON-ready dict (plain floats, lists, None) of every field plus a `summary` line."""
@@ -99,7 +124,8 @@ class BDResult:
             "comparable": self.comparable,
             "warning": self.warning,
             "method": self.method,
-            "summary": describe(self.bd_rate),
+            "dominance": self.dominance,
+            "summary": self.verdict(),
         }
 
 
@@ -149,6 +175,22 @@ def _monotone_problem(rate: np.ndarray, quality: np.ndarray, role: str) -> str |
     return None
 
 
+def _dominance(
+    rate_ref: np.ndarray, q_ref: np.ndarray, rate_test: np.ndarray, q_test: np.ndarray, method: Method
+) -> Dominance | None:
+    """"worse" / "better" when every test point is below / above the reference (module docstring)."""
+    log_ref, curve = np.log10(rate_ref), _interpolant(np.log10(rate_ref), q_ref, method)
+    worse, better = True, True
+    for rate, quality in zip(np.log10(rate_test), q_test):
+        inside = log_ref[0] <= rate <= log_ref[-1]
+        at_rate = float(curve(rate)) if inside else None
+        at_most = at_rate if inside else (q_ref[-1] if rate > log_ref[-1] else None)
+        at_least = at_rate if inside else (q_ref[0] if rate < log_ref[0] else None)
+        worse = worse and at_most is not None and at_most > quality
+        better = better and at_least is not None and at_least < quality
+    return "worse" if worse else "better" if better else None
+
+
 def _interpolant(x: np.ndarray, y: np.ndarray, method: Method):
     if method == "pchip":
         return PchipInterpolator(x, y, extrapolate=False)
@@ -193,11 +235,26 @@ def bd_rate(
     rate_interval = (10 ** log_interval[0], 10 ** log_interval[1]) if log_interval else None
 
     if d_log_rate is None:
+        dominance = _dominance(rate_ref, q_ref, rate_test, q_test, method)
         reason = (
             f"not comparable: quality ranges do not overlap (reference {q_ref[0]:.4g}..{q_ref[-1]:.4g}, "
-            f"test {q_test[0]:.4g}..{q_test[-1]:.4g}); encode the test at rates that reach the reference's qualities"
+            f"test {q_test[0]:.4g}..{q_test[-1]:.4g}), no BD-rate"
         )
-        return BDResult(None, d_quality, 0.0, None, False, reason, method, rate_overlap, rate_interval)
+        if d_quality is not None:
+            reason += (
+                f"; BD-quality {d_quality:+.4g} at equal rate over the shared rates "
+                f"{rate_interval[0]:.4g}..{rate_interval[1]:.4g}"
+            )
+        if dominance:
+            reason += f"; the test is {dominance} than the reference at every rate point"
+        if d_quality is None and dominance is None:
+            reason += (
+                f"; the rate ranges do not overlap either (reference {rate_ref[0]:.4g}..{rate_ref[-1]:.4g}, "
+                f"test {rate_test[0]:.4g}..{rate_test[-1]:.4g}) and neither curve is above the other"
+            )
+        return BDResult(
+            None, d_quality, 0.0, None, False, reason, method, rate_overlap, rate_interval, dominance
+        )
 
     notes = []
     if overlap < MIN_OVERLAP:

@@ -39,7 +39,11 @@ class SuiteConfig:
     heldout_gap_percent: float
     ladder_bpp: tuple[float, ...]
     max_overshoot: float
-    min_psnr_y: float
+    min_psnr_y: float  # the absolute floor (dB, mean PSNR-Y over frames)
+    # The floor relative to the rate anchor at the same rate point (dB below it), and the least
+    # mean luma correlation with the source of a decode that reproduces it (fixtures/suite.toml).
+    max_psnr_y_below_anchor_db: float = 20.0
+    min_luma_correlation: float = 0.5
     limits: Limits
     # [budget]: CPU seconds of the encode/decode call per megapixel-frame of the clip, the
     # wall-clock allowance for importing the candidate, and peak resident memory per call.
@@ -79,6 +83,8 @@ class SuiteConfig:
             "ladder_bpp": list(self.ladder_bpp),
             "max_overshoot": self.max_overshoot,
             "min_psnr_y": self.min_psnr_y,
+            "max_psnr_y_below_anchor_db": self.max_psnr_y_below_anchor_db,
+            "min_luma_correlation": self.min_luma_correlation,
             "limits": self.limits.to_json(),
             "budget": {
                 "encode_cpu_s_per_mpixel": self.encode_cpu_s_per_mpixel,
@@ -117,7 +123,7 @@ def _positive(data: dict, path: str, source: Path, *, kind: type | tuple[type, .
 _KNOWN = {
     "frames": {"default"},
     "rate": {"mode", "anchor", "ladder_bpp", "max_overshoot"},
-    "quality": {"min_psnr_y"},
+    "quality": {"min_psnr_y", "max_psnr_y_below_anchor_db", "min_luma_correlation"},
     "limits": {"wall_s", "cpu_s", "memory_bytes", "processes", "file_bytes", "tmp_bytes", "max_candidate_bytes"},
     "budget": {"encode_cpu_s_per_mpixel", "decode_cpu_s_per_mpixel", "import_allowance_s", "peak_rss_bytes"},
     "anchors": {"compare"},
@@ -221,6 +227,8 @@ def load_suite_config(path: Path) -> SuiteConfig:
         ladder_bpp=tuple(float(x) for x in sorted(ladder)),
         max_overshoot=float(_get(data, "rate.max_overshoot", num, path)),
         min_psnr_y=float(_get(data, "quality.min_psnr_y", num, path)),
+        max_psnr_y_below_anchor_db=float(_get(data, "quality.max_psnr_y_below_anchor_db", num, path)),
+        min_luma_correlation=float(_get(data, "quality.min_luma_correlation", num, path)),
         limits=limits,
         encode_cpu_s_per_mpixel=float(_positive(data, "budget.encode_cpu_s_per_mpixel", path)),
         decode_cpu_s_per_mpixel=float(_positive(data, "budget.decode_cpu_s_per_mpixel", path)),

@@ -135,19 +135,36 @@ def rate_gate(point, config: SuiteConfig) -> Gate:
     return _passed("rate", point.candidate, point.clip, point.point.id)
 
 
-def quality_gate(point, config: SuiteConfig) -> Gate:
-    """The decoded frames clear the PSNR-Y floor (mean over frames)."""
+def quality_gate(point, config: SuiteConfig, anchor_psnr_y: float | None = None) -> Gate:
+    """The decoded frames reproduce the source: three checks, each failing on its own.
+
+    PSNR-Y (mean over frames) at least the absolute floor `min_psnr_y`; at most
+    `max_psnr_y_below_anchor_db` under the rate anchor's PSNR-Y at the same rate point
+    (`anchor_psnr_y`; None in "ladder" rate mode: not checked); the decoded luma's correlation
+    with the source (mean over frames) at least `min_luma_correlation` (not checked for a
+    measurement made before it was recorded). Only that last check says "does not reproduce
+    the source": a weak codec is never told it is a fake."""
     failed = _point_failure("quality", point)
     if failed:
         return failed
     psnr_y = point.measurement.mean["psnr_y"]
+    head = f"PSNR-Y {psnr_y:.2f} dB at {point.point.id}"
+    clauses = []
     if psnr_y < config.min_psnr_y:
-        return _failed(
-            "quality", point.candidate,
-            f"PSNR-Y {psnr_y:.2f} dB is under the floor of {config.min_psnr_y:.1f} dB: "
-            "the decoded frames do not reproduce the source",
-            point.clip, point.point.id,
+        head += f" is under the absolute floor of {config.min_psnr_y:.1f} dB"
+    if anchor_psnr_y is not None and psnr_y < anchor_psnr_y - config.max_psnr_y_below_anchor_db:
+        clauses.append(
+            f"{config.rate_anchor} reaches {anchor_psnr_y:.2f} dB at the same rate point "
+            f"({psnr_y - anchor_psnr_y:+.2f} dB), more than {config.max_psnr_y_below_anchor_db:g} dB below"
         )
+    correlation = point.measurement.mean_luma_correlation
+    if correlation is not None and correlation < config.min_luma_correlation:
+        clauses.append(
+            f"the decoded frames do not reproduce the source (luma correlation {correlation:.2f}, "
+            f"under {config.min_luma_correlation:.2f})"
+        )
+    if clauses or psnr_y < config.min_psnr_y:
+        return _failed("quality", point.candidate, "; ".join([head, *clauses]), point.clip, point.point.id)
     return _passed("quality", point.candidate, point.clip, point.point.id)
 
 
@@ -194,18 +211,25 @@ def _call_over_limits(stage: str, outcome: Outcome, source: Video, config: Suite
     return None
 
 
-def point_gate(name: GateName, point, source: Video, config: SuiteConfig) -> Gate:
-    """One per-point gate (round_trip, rate, quality or limits) of one rate point."""
+def point_gate(
+    name: GateName, point, source: Video, config: SuiteConfig, *, anchor_psnr_y: float | None = None
+) -> Gate:
+    """One per-point gate (round_trip, rate, quality or limits) of one rate point; `anchor_psnr_y`:
+    the rate anchor's PSNR-Y at the same rate point, for the quality gate."""
     if name == "round_trip":
         return round_trip_gate(point, source)
     if name == "limits":
         return limits_gate(point, source, config)
-    return {"rate": rate_gate, "quality": quality_gate}[name](point, config)
+    if name == "quality":
+        return quality_gate(point, config, anchor_psnr_y)
+    return rate_gate(point, config)
 
 
-def point_gates(point, source: Video, config: SuiteConfig) -> dict[GateName, Gate]:
+def point_gates(
+    point, source: Video, config: SuiteConfig, *, anchor_psnr_y: float | None = None
+) -> dict[GateName, Gate]:
     """Every per-point gate of one rate point."""
-    return {name: point_gate(name, point, source, config) for name in POINT_GATES}
+    return {name: point_gate(name, point, source, config, anchor_psnr_y=anchor_psnr_y) for name in POINT_GATES}
 
 
 def determinism_gate(result) -> Gate:
@@ -222,7 +246,17 @@ def bd_rate_gate(
     candidate: str, clip: str, results: Mapping[str, Mapping[str, BDResult]] | None, config: SuiteConfig,
     *, error: str | None = None,
 ) -> Gate:
-    """BD-rate against the rate anchor on the primary metric: comparable and at most the gate."""
+    """BD-rate against the rate anchor on the primary metric: at most the gate where there is one.
+
+    A clip whose quality range does not overlap the anchor's has no BD-rate; that is a fact about
+    the codec, not a demand it can meet (the rates are the anchor's), so the gate passes it when
+    the curves still compare: BD-quality over the rates both cover, or the candidate worse (or
+    better) than the anchor at every rate point. That verdict is in the clip's BD result (report
+    `bd`); the clip is left out of the overall BD-rate, which states its coverage, and adoption
+    (adoption.toml require_all_clips_comparable) still requires every clip comparable. It fails
+    when the curve itself is unusable (quality not rising with rate, two targets given the same
+    bitstream) or when the curves share neither qualities nor rates and neither is above the other.
+    """
     if error is not None:
         return _failed("bd_rate", candidate, f"{candidate} on {clip}: {error}", clip)
     anchor, metric = config.rate_anchor, config.bd_metrics[0]
@@ -230,6 +264,8 @@ def bd_rate_gate(
     if primary is None:
         return _failed("bd_rate", candidate, f"{metric} was not measured on {clip}", clip)
     if not primary.comparable:
+        if primary.dominance is not None or primary.bd_quality is not None:
+            return _passed("bd_rate", candidate, clip)
         why = primary.warning or "no BD-rate"
         why = why if why.startswith("not comparable") else f"not comparable: {why}"
         return _failed("bd_rate", candidate, f"BD-rate against {anchor} {why}", clip)

@@ -168,7 +168,7 @@ def _bd_result(data: Mapping | BDResult) -> BDResult:
 _CANDIDATE_KEYS = (
     "sha256", "size_bytes", "path", "check", "points", "determinism", "gates", "tests", "bd",
     "bd_vs_champion", "bd_overall", "bd_by_set", "summary", "passed_all", "verdict", "flags", "totals",
-    "complexity",
+    "complexity", "track", "library_codecs",
 )
 
 
@@ -182,6 +182,7 @@ class CandidateResults:
     size_bytes: int | None = None
     path: str | None = None
     check: JSON | None = None
+    track: str = "native"  # the candidate's declared track (harness/toolbox.py)
     points: Mapping[str, JSON] = field(default_factory=dict)  # "clip/rN" -> point record
     determinism: Mapping[str, JSON] = field(default_factory=dict)  # clip -> determinism record
     gates: Mapping[str, Gate] = field(default_factory=dict)  # Gate.key -> gate result
@@ -192,6 +193,23 @@ class CandidateResults:
     extra: JSON = field(default_factory=dict)  # fields this version does not know, kept as they are
 
     # ---- derived, in one place
+    @property
+    def library_codecs(self) -> list[str]:
+        """Library codec entry points any of its calls used (check, encodes, decodes), first use first."""
+        calls = [self.check, *(c for p in self.points.values() for c in (p.get("encode"), p.get("decode")))]
+        calls += [c for d in self.determinism.values() for c in (d.get("calls") or ()) if isinstance(c, Mapping)]
+        out: list[str] = []
+        for call in calls:
+            for codec in (call or {}).get("library_codecs") or ():
+                if codec not in out:
+                    out.append(codec)
+        return out
+
+    @property
+    def wraps(self) -> list[str]:
+        """The library codecs named in reports: "libx264" from "libx264 via av", "cv2.imencode(.webp)" as is."""
+        return list(dict.fromkeys(c.removesuffix(" via av") for c in self.library_codecs))
+
     @property
     def bd_overall(self) -> dict[str, dict[str, JSON]]:
         """Mean BD-rates over every clip the candidate was judged on (coverage stated: `mean_bd`)."""
@@ -300,6 +318,8 @@ class CandidateResults:
         for key in ("sha256", "size_bytes", "path", "check"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        out["track"] = self.track
+        out["library_codecs"] = self.library_codecs
         out["points"] = dict(self.points)
         out["determinism"] = dict(self.determinism)
         if self.gates:
@@ -337,6 +357,7 @@ class CandidateResults:
             size_bytes=data.get("size_bytes"),
             path=data.get("path"),
             check=data.get("check"),
+            track=data.get("track") or "native",
             points=dict(data.get("points") or {}),
             determinism=dict(data.get("determinism") or {}),
             gates=gates,

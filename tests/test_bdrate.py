@@ -75,14 +75,75 @@ def test_order_of_points_does_not_matter():
     )
 
 
-def test_no_overlap_is_not_comparable():
-    far = scaled(HEVC, quality=10.0)  # 46.2..50.0 dB against 36.2..40.0 dB
+def test_no_overlap_is_not_comparable_and_gives_bd_psnr_and_the_verdict_instead():
+    far = scaled(HEVC, quality=10.0)  # 46.2..50.0 dB against 36.2..40.0 dB, at the same rates
     result = bd_rate(HEVC, far)
     assert not result.comparable
     assert result.bd_rate is None and result.interval is None and result.overlap == 0.0
-    assert "do not overlap" in result.warning
     assert describe(result.bd_rate) == "– not comparable"
-    json.dumps(result.to_json())
+    assert result.bd_quality == pytest.approx(10.0) and result.dominance == "better"
+    assert result.warning == (
+        "not comparable: quality ranges do not overlap (reference 36.21..40.04, test 46.21..50.04), no BD-rate; "
+        "BD-quality +10 at equal rate over the shared rates 1358..9488; "
+        "the test is better than the reference at every rate point"
+    )
+    assert "encode the test at rates" not in result.warning  # no advice a codec cannot follow
+    assert result.verdict("dB") == "better than the reference at every rate point, +10.00 dB at equal rate"
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["dominance"] == "better" and data["summary"] == result.verdict()
+
+
+# Quality linear in log10(rate): PCHIP and Akima reproduce a straight line exactly, so every
+# BD-quality below is computed by hand.
+LINE = [(10.0**lr, 30.0 + 4.0 * (lr - 2)) for lr in (2, 3, 4, 5)]  # 30, 34, 38, 42 dB at 100..100000
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_curve_far_below_at_the_same_rates_is_worse_at_every_point_by_its_bd_psnr(method):
+    weak = [(r, q - 20.0) for r, q in LINE]  # 10..22 dB: no quality in common
+    result = bd_rate(LINE, weak, method=method)
+    assert not result.comparable and result.bd_rate is None
+    assert result.bd_quality == pytest.approx(-20.0) and result.rate_overlap == pytest.approx(1.0)
+    assert result.dominance == "worse"
+    assert "the test is worse than the reference at every rate point" in result.warning
+    assert result.verdict("dB") == "worse than the reference at every rate point, -20.00 dB at equal rate"
+
+
+def test_bd_psnr_is_over_the_shared_rates_only():
+    # Test rates 10^3.5..10^6.5 (shared with the reference: 10^3.5..10^5), 6 dB below the line there.
+    weak = [(10.0**lr, 30.0 + 4.0 * (lr - 2) - 6.0 - 20.0) for lr in (3.5, 4.5, 5.5, 6.5)]
+    result = bd_rate(LINE, weak)
+    assert result.bd_quality == pytest.approx(-26.0)
+    assert result.rate_interval == pytest.approx((10.0**3.5, 1e5))
+    # Each test point: inside the reference's rates it is under the curve; beyond them, under its best point.
+    assert result.dominance == "worse"
+
+
+def test_without_shared_rates_domination_still_decides():
+    above_costlier = [(10.0**lr, q) for lr, q in ((6, 10.0), (7, 12.0), (8, 14.0))]  # more bits, less quality
+    result = bd_rate(LINE, above_costlier)
+    assert result.bd_quality is None and result.dominance == "worse"
+    assert "BD-quality" not in result.warning and "worse than the reference at every rate point" in result.warning
+    cheaper_better = [(10.0**lr, q) for lr, q in ((0, 50.0), (1, 52.0))]  # fewer bits, more quality
+    assert bd_rate(LINE, cheaper_better).dominance == "better"
+
+
+def test_cheaper_and_worse_without_shared_rates_says_why_nothing_compares():
+    cheaper_worse = [(10.0**lr, q) for lr, q in ((0, 10.0), (1, 12.0))]  # fewer bits, less quality
+    result = bd_rate(LINE, cheaper_worse)
+    assert result.bd_quality is None and result.dominance is None and not result.comparable
+    assert result.warning.endswith(
+        "the rate ranges do not overlap either (reference 100..1e+05, test 1..10) and neither curve is above the other"
+    )
+    assert result.verdict() == "– not comparable"
+
+
+def test_domination_needs_every_point():
+    # Under the reference at three points; the fourth is under the reference's lowest rate, where
+    # (without extrapolation) it cannot be called worse: no verdict, BD-quality stands.
+    mixed = [(10.0, 5.0)] + [(r, q - 20.0) for r, q in LINE[:3]]
+    result = bd_rate(LINE, mixed)
+    assert result.dominance is None and result.bd_quality is not None
 
 
 def test_partial_overlap_warns():

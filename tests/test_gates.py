@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.bdrate import BDResult
+from harness.bdrate import BDResult, bd_rate
 from harness.candidate import CandidateSource
 from harness.config import load_suite_config
 from harness.gates import (
@@ -36,8 +36,9 @@ def _outcome(stage: str, wall_s: float = 0.5, rss: int = 100 << 20) -> Outcome:
     return Outcome(ok=True, stage=stage, kind="ok", message="", wall_s=wall_s, peak_rss_bytes=rss)
 
 
-def _point(bitrate: float = 100_000.0, psnr_y: float = 35.0, **outcomes) -> PointResult:
-    m = Measurement(1000, bitrate, 0.1, "a" * 64, "b" * 64, {"psnr_y": psnr_y, "psnr_yuv": psnr_y}, {})
+def _point(bitrate: float = 100_000.0, psnr_y: float = 35.0, correlation=None, **outcomes) -> PointResult:
+    m = Measurement(1000, bitrate, 0.1, "a" * 64, "b" * 64, {"psnr_y": psnr_y, "psnr_yuv": psnr_y}, {},
+                    luma_correlation=correlation)
     fmt = {"width": 160, "height": 90, "frames": 10, "fps": "50", "chroma": [45, 80]}
     return PointResult(
         candidate="c", clip="park", point=RatePoint(1, 100_000.0, 0.1, 32),
@@ -64,8 +65,6 @@ def test_rate_quality_and_limits_messages():
     over = rate_gate(_point(bitrate=120_000.0), CONFIG)
     assert not over.passed and over.message == "120.0 kbps is 1.20 x the target 100.0 kbps (limit 1.10 x)"
     assert rate_gate(_point(bitrate=110_000.0), CONFIG).passed  # exactly at the limit passes
-    low = quality_gate(_point(psnr_y=20.0), CONFIG)
-    assert not low.passed and low.message.startswith("PSNR-Y 20.00 dB is under the floor of 24.0 dB")
     # Wall time is not judged (a loaded machine must not change a verdict): the call's own CPU is.
     assert limits_gate(_point(encode=_outcome("encode", wall_s=1e4)), SOURCE, CONFIG).passed
     budget = CONFIG.encode_cpu_s_per_mpixel * 0.144
@@ -77,6 +76,44 @@ def test_rate_quality_and_limits_messages():
     )
     fat = limits_gate(_point(decode=_outcome("decode", rss=CONFIG.peak_rss_bytes + (1 << 20))), SOURCE, CONFIG)
     assert not fat.passed and fat.message == "decode peaked at 4097 MiB, over 4096 MiB"
+
+
+def test_quality_gate_absolute_floor_and_relative_floor_messages():
+    floor, below = CONFIG.min_psnr_y, CONFIG.max_psnr_y_below_anchor_db
+    assert quality_gate(_point(psnr_y=floor), CONFIG).passed  # at the floor passes
+    low = quality_gate(_point(psnr_y=floor - 1.0), CONFIG)
+    assert not low.passed and low.message == f"PSNR-Y {floor - 1.0:.2f} dB at r1 is under the absolute floor of {floor:.1f} dB"
+    assert "reproduce" not in low.message  # a low PSNR alone is not called a fake decoder
+    # Far under x265 at the same rate point: the candidate's figure, x265's, the difference.
+    weak = quality_gate(_point(psnr_y=22.61), CONFIG, anchor_psnr_y=22.61 + below + 0.5)
+    assert not weak.passed and weak.message == (
+        f"PSNR-Y 22.61 dB at r1; x265 reaches {22.61 + below + 0.5:.2f} dB at the same rate point "
+        f"(-{below + 0.5:.2f} dB), more than {below:g} dB below"
+    )
+    # An honest weak codec: 6 dB under x265 passes (the BD-rate says how weak it is).
+    assert quality_gate(_point(psnr_y=22.61), CONFIG, anchor_psnr_y=28.40).passed
+    assert quality_gate(_point(psnr_y=22.61), CONFIG, anchor_psnr_y=22.61 + below).passed  # exactly N below passes
+    both = quality_gate(_point(psnr_y=floor - 2.0), CONFIG, anchor_psnr_y=floor + below)
+    assert both.message == (
+        f"PSNR-Y {floor - 2.0:.2f} dB at r1 is under the absolute floor of {floor:.1f} dB; x265 reaches "
+        f"{floor + below:.2f} dB at the same rate point (-{below + 2.0:.2f} dB), more than {below:g} dB below"
+    )
+
+
+def test_quality_gate_says_does_not_reproduce_only_when_the_correlation_says_so():
+    least = CONFIG.min_luma_correlation
+    grey = quality_gate(_point(psnr_y=30.0, correlation=(0.0, 0.04, None)), CONFIG)
+    assert not grey.passed and grey.message == (
+        f"PSNR-Y 30.00 dB at r1; the decoded frames do not reproduce the source (luma correlation 0.02, under {least:.2f})"
+    )
+    fake = quality_gate(_point(psnr_y=12.0, correlation=(0.0, 0.0)), CONFIG, anchor_psnr_y=35.0)
+    assert fake.message.startswith(f"PSNR-Y 12.00 dB at r1 is under the absolute floor of {CONFIG.min_psnr_y:.1f} dB; x265")
+    assert fake.message.endswith(f"; the decoded frames do not reproduce the source (luma correlation 0.00, under {least:.2f})")
+    # Coarse but faithful: correlated with the source, however low its PSNR against x265's.
+    assert quality_gate(_point(psnr_y=22.0, correlation=(0.93, 0.91)), CONFIG, anchor_psnr_y=30.0).passed
+    # Every frame flat in the source, or measured before correlations were recorded: not claimed.
+    assert quality_gate(_point(psnr_y=30.0, correlation=(None, None)), CONFIG).passed
+    assert quality_gate(_point(psnr_y=30.0, correlation=None), CONFIG).passed
 
 
 def test_contract_gate(tmp_path):
@@ -110,6 +147,26 @@ def test_determinism_and_bd_rate_gates():
     gone = dataclasses.replace(bd(None, False), warning="not comparable: quality ranges do not overlap")
     apart_twice = bd_rate_gate("c", "park", {"x265": {"psnr_yuv": gone}}, CONFIG)
     assert apart_twice.message == "BD-rate against x265 not comparable: quality ranges do not overlap"
+
+
+def test_bd_rate_gate_passes_a_clip_without_shared_qualities_when_the_curves_still_compare():
+    # The real curves: x265-like, and a weak codec 20 dB under it at the same rates.
+    line = [(10.0**lr, 30.0 + 4.0 * (lr - 2)) for lr in (2, 3, 4, 5)]
+    worse = bd_rate(line, [(r, q - 20.0) for r, q in line])
+    assert worse.bd_rate is None and worse.dominance == "worse"
+    assert bd_rate_gate("c", "park", {"x265": {"psnr_yuv": worse}}, CONFIG).passed
+    # BD-quality alone (no verdict at every point) is enough to compare.
+    mixed = bd_rate(line, [(10.0, 5.0)] + [(r, q - 20.0) for r, q in line[:3]])
+    assert mixed.dominance is None and mixed.bd_quality is not None
+    assert bd_rate_gate("c", "park", {"x265": {"psnr_yuv": mixed}}, CONFIG).passed
+    # Cheaper and worse with no rate in common: nothing compares; the gate fails and says why.
+    apart = bd_rate(line, [(1.0, 10.0), (10.0, 12.0)])
+    gate = bd_rate_gate("c", "park", {"x265": {"psnr_yuv": apart}}, CONFIG)
+    assert not gate.passed and gate.message.startswith("BD-rate against x265 not comparable: quality ranges do not overlap")
+    assert gate.message.endswith("neither curve is above the other")
+    # A curve whose quality falls with rate is the codec's to fix: it fails as before.
+    falling = bd_rate(line, [(100.0, 12.0), (1000.0, 11.0)])
+    assert not bd_rate_gate("c", "park", {"x265": {"psnr_yuv": falling}}, CONFIG).passed
     error = bd_rate_gate("c", "park", None, CONFIG, error="no rate-distortion curve")
     assert error.message == "c on park: no rate-distortion curve"
 
