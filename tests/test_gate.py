@@ -227,7 +227,7 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
     ) in text
     broken_line = next(line for line in text.splitlines() if line.startswith("- **`broken`**"))
     assert broken_line.startswith("- **`broken`** — failed: quality on park r0 failed: PSNR-Y ")
-    assert "under the floor" in broken_line
+    assert "do not reproduce the source" in broken_line
     assert "this change edits ledger.jsonl; the gate judged against main's ledger" in text
     assert "this change also edits how candidates are judged (ledger.jsonl)" in text
     newest = max(ws["reports"].glob("run-*.json"), key=lambda p: p.stat().st_mtime_ns)
