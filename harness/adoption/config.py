@@ -55,6 +55,9 @@ class AdoptionConfig:
     # Adoption judges held-out clips too (a candidate could carry the public ones inside itself);
     # False only by an explicit waiver (`adopt --waive-heldout`), recorded in the ledger entry.
     require_heldout: bool = True
+    # A cap on decode complexity: the candidate's decode CPU time per megapixel-frame over x265's
+    # decoder's, measured in the run (harness.complexity); None = no cap (the default).
+    max_decode_ratio: float | None = None
     source: str | None = None
 
     def to_json(self) -> dict[str, object]:
@@ -70,6 +73,7 @@ class AdoptionConfig:
             "identical_score_decimals": self.identical_score_decimals,
             "bootstrap_anchor": self.bootstrap_anchor,
             "require_heldout": self.require_heldout,
+            "max_decode_ratio": self.max_decode_ratio,
         }
 
 
@@ -88,6 +92,7 @@ _KEYS = {
     },
     "bootstrap": {"anchor"},
     "heldout": {"required"},
+    "complexity": {"max_decode_ratio"},
 }
 
 
@@ -119,6 +124,7 @@ def _config_from(data: dict, where: str) -> AdoptionConfig:
     a = data.get("adoption")
     b = data.get("bootstrap", {})
     h = data.get("heldout", {})
+    cx = data.get("complexity", {})
     if not isinstance(a, dict):
         raise ConfigError(f"{where}: missing the [adoption] table")
 
@@ -154,6 +160,9 @@ def _config_from(data: dict, where: str) -> AdoptionConfig:
             )
         secondary.append(tuple(alts))
     required = _required_gates(a, where)
+    cap = float(get(cx, "max_decode_ratio", (int, float), "complexity.max_decode_ratio")) if "max_decode_ratio" in cx else 0.0
+    if not math.isfinite(cap) or cap < 0:
+        raise ConfigError(f"{where}: complexity.max_decode_ratio = {cap} must be a finite number >= 0 (0: no cap)")
     decimals = int(get(a, "identical_score_decimals", int, "adoption.identical_score_decimals"))
     if not 0 <= decimals <= 9:
         raise ConfigError(f"{where}: adoption.identical_score_decimals = {decimals} must be 0..9")
@@ -171,6 +180,7 @@ def _config_from(data: dict, where: str) -> AdoptionConfig:
         identical_score_decimals=decimals,
         bootstrap_anchor=get(b, "anchor", str, "bootstrap.anchor") if "anchor" in b else "x265",
         require_heldout=get(h, "required", bool, "heldout.required") if "required" in h else True,
+        max_decode_ratio=cap or None,
         source=where,
     )
 

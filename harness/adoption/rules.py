@@ -3,10 +3,13 @@
 - correctness: every test of the candidate passed and the run is complete (else "failed");
 - identical results: bitstreams (or rounded scores on the same clips) equal to an earlier ledger
   entry's or another candidate's of the report flag the candidate (its reason leads every verdict);
-- bootstrap: with no champion yet, the passing candidate with the best BD-rate against the rate
-  anchor (x265) becomes the first champion;
-- vs champion: the BD-rate against the ledger's champion beats the margin on the primary metric,
+- bootstrap: with no champion of its track yet, the passing candidate of that track with the best
+  BD-rate against the rate anchor (x265) becomes the track's first champion;
+- vs champion: the BD-rate against its track's champion beats the margin on the primary metric,
   with no clip and no secondary metric regressing beyond its bound.
+
+Each candidate is judged in its own track (the report's `track`, "native" when a report predates
+tracks): a native candidate against the native champion, an open one against the open champion.
 
 `decide_all` judges every candidate of a report, `best_candidate` picks the adoptable one to adopt.
 """
@@ -32,12 +35,13 @@ from harness.adoption.scores import (
 )
 from harness.bdrate import describe
 from harness.gates import POINT_GATES
-from harness.ledger import Ledger, LedgerEntry, champion_of
+from harness.ledger import TRACKS, Ledger, LedgerEntry, Track, champion_of
 
 __all__ = [
     "Verdict",
     "best_candidate",
     "bootstrap_rule",
+    "candidate_track",
     "champion_of",
     "correctness_problem",
     "correctness_rule",
@@ -70,6 +74,7 @@ class Verdict:
     champion: str | None = None
     judged: bool = True
     bootstrap: bool = False
+    track: Track = "native"
 
     @property
     def reason(self) -> str:
@@ -88,6 +93,7 @@ class Verdict:
             "champion": self.champion,
             "judged": self.judged,
             "bootstrap": self.bootstrap,
+            "track": self.track,
         }
 
 
@@ -97,6 +103,15 @@ def ledger_entries(ledger: Ledger | Sequence[LedgerEntry] | None) -> list[Ledger
     if isinstance(ledger, Ledger):
         return ledger.entries()
     return list(ledger)
+
+
+def candidate_track(doc: Mapping, name: str) -> Track:
+    """The track the report judged `name` in; "native" (the default track) when the report predates
+    tracks. AdoptionError for a track this harness does not know."""
+    track = as_dict(as_dict(doc.get("candidates")).get(name)).get("track", "native")
+    if track not in TRACKS:
+        raise AdoptionError(f"the report gives {name} the track {track!r}; tracks are {', '.join(TRACKS)}")
+    return track
 
 
 def correctness_problem(doc: Mapping, name: str, config: AdoptionConfig) -> str | None:
@@ -217,12 +232,16 @@ def _primary_anchor_slot(doc: Mapping, name: str, config: AdoptionConfig) -> dic
 
 
 def _bootstrap_rank(
-    doc: Mapping, config: AdoptionConfig, entries: Sequence[LedgerEntry], established: Collection[str]
+    doc: Mapping, config: AdoptionConfig, entries: Sequence[LedgerEntry], established: Collection[str],
+    track: Track,
 ) -> tuple[list[tuple[float, str]], dict[str, str]]:
-    """Passing candidates with a comparable BD-rate vs the anchor, best first; and why others are not."""
+    """Passing candidates of `track` with a comparable BD-rate vs the anchor, best first; and why
+    others of the track are not."""
     ranked, excluded = [], {}
     label = f"{metric_label(config.primary_metric)} vs {config.bootstrap_anchor}"
     for name in as_dict(doc.get("candidates")):
+        if candidate_track(doc, name) != track:
+            continue
         problem = correctness_problem(doc, name, config)
         if problem:
             excluded[name] = problem
@@ -287,10 +306,12 @@ def _vs_champion(doc: Mapping, name: str, champion: LedgerEntry) -> tuple[dict |
 
 @dataclass(frozen=True)
 class _Case:
-    """What every rule reads: the report, the candidate, the ledger's champion, the identical-results check."""
+    """What every rule reads: the report, the candidate and its track, the track's champion, the
+    identical-results check."""
 
     doc: Mapping
     name: str
+    track: Track
     config: AdoptionConfig
     entries: list[LedgerEntry]
     champion: LedgerEntry | None
@@ -316,6 +337,7 @@ class _Case:
             fingerprint=self.fingerprint,
             source_sha256=self.source,
             champion=self.champion.candidate if self.champion else None,
+            track=self.track,
             **extra,
         )
 
@@ -346,7 +368,28 @@ def verdict(
     if failed is not None:
         return failed
     decided = bootstrap_rule(case) if case.champion is None else vs_champion_rule(case)
-    return heldout_rule(case, decided)
+    return heldout_rule(case, complexity_rule(case, decided))
+
+
+def complexity_rule(case: _Case, decided: Verdict) -> Verdict:
+    """With a cap on decode complexity (complexity.max_decode_ratio in adoption.toml), a candidate
+    whose decode CPU per megapixel-frame exceeds the cap times x265's decoder's, or that has no
+    such figure in the report, is not adopted."""
+    cap = case.config.max_decode_ratio
+    if cap is None or decided.decision != "adopted":
+        return decided
+    entry = as_dict(as_dict(as_dict(case.doc.get("candidates")).get(case.name)).get("complexity"))
+    ratio = as_num(entry.get("decode_ratio"))
+    if ratio is None:
+        why = f"decode complexity is capped at {cap:g} x x265's decoder and the report has no figure for it"
+    elif ratio > cap:
+        why = f"decodes {ratio:.3g} x as much CPU per megapixel-frame as x265's decoder, over the cap of {cap:g} x"
+    else:
+        return decided
+    return dataclasses.replace(
+        decided, decision="rejected", adoptable=False,
+        reasons=[why, f"otherwise: {decided.decision}: {decided.reason}", *decided.reasons[1:]],
+    )
 
 
 HELDOUT_MISSING = (
@@ -378,11 +421,13 @@ def heldout_rule(case: _Case, decided: Verdict) -> Verdict:
 def _case(
     doc: Mapping, name: str, config: AdoptionConfig, entries: list[LedgerEntry], established: Collection[str]
 ) -> _Case:
-    champion = champion_of(entries)
+    track = candidate_track(doc, name)
+    champion = champion_of(entries, track)
     cand = as_dict(as_dict(doc.get("candidates"))[name])
     fp = fingerprint(doc, name)
     vs_anchor = anchor_scores(cand)
     scores: dict[str, object] = {
+        "track": track,
         "primary_metric": config.primary_metric,
         "vs_anchor": vs_anchor,
         "champion": champion.candidate if champion else None,
@@ -395,6 +440,7 @@ def _case(
     return _Case(
         doc=doc,
         name=name,
+        track=track,
         config=config,
         entries=entries,
         champion=champion,
@@ -416,9 +462,10 @@ def correctness_rule(case: _Case) -> Verdict | None:
 
 
 def bootstrap_rule(case: _Case) -> Verdict:
-    """No champion yet: the best passing candidate on BD-rate against the anchor becomes the first."""
+    """No champion of its track yet: the track's best passing candidate on BD-rate against the anchor
+    becomes the track's first champion."""
     doc, name, config = case.doc, case.name, case.config
-    ranked, excluded = _bootstrap_rank(doc, config, case.entries, case.established)
+    ranked, excluded = _bootstrap_rank(doc, config, case.entries, case.established, case.track)
     anchor_label = f"{metric_label(config.primary_metric)} vs {config.bootstrap_anchor}"
     mine = as_num(_primary_anchor_slot(doc, name, config).get("bd_rate"))
     reasons = case.identical()
@@ -427,15 +474,16 @@ def bootstrap_rule(case: _Case) -> Verdict:
     elif ranked and ranked[0][1] != name:
         best_value, best = ranked[0]
         reasons.append(
-            f"not the best reference candidate for the first champion: {best} has BD-rate {anchor_label} "
+            f"not the best reference candidate for the {case.track} track's first champion: {best} has "
+            f"BD-rate {anchor_label} "
             f"{describe(best_value)}, {name} {describe(mine)}"
         )
     if reasons:
         return case.decide("rejected", reasons, bootstrap=True)
     plural = "s" if len(ranked) > 1 else ""
     first = (
-        f"first champion (no champion in the ledger): the best of {len(ranked)} passing candidate{plural} "
-        f"on BD-rate {anchor_label}: {describe(mine)}"
+        f"first {case.track} champion (no {case.track} champion in the ledger): the best of {len(ranked)} "
+        f"passing {case.track} candidate{plural} on BD-rate {anchor_label}: {describe(mine)}"
     )
     return case.decide("adopted", [first], bootstrap=True)
 
@@ -448,7 +496,7 @@ def vs_champion_rule(case: _Case) -> Verdict:
     label = f"{champion.candidate} (seq {champion.seq})"
     if name == champion.candidate:
         if case.source == champion.source_sha256:
-            reason = f"{name} is already the champion ({label})"
+            reason = f"{name} is already the {case.track} champion ({label})"
         else:
             reason = (
                 f"{name} changes the champion in place (adopted source {champion.source_sha256[:12]}, now "
@@ -484,7 +532,10 @@ def vs_champion_rule(case: _Case) -> Verdict:
     return case.decide(
         "adopted",
         [
-            f"beats champion {label} on {plabel}: {describe(p_value)} (margin {config.margin_percent:.1f} %){worst_text}"
+            (
+                f"beats {case.track} champion {champion.candidate} (seq {champion.seq}) on {plabel}: "
+                f"{describe(p_value)} (margin {config.margin_percent:.1f} %){worst_text}"
+            )
         ],
     )
 
@@ -493,7 +544,9 @@ def _margin_reasons(case: _Case, overall: Mapping) -> list[str]:
     """The primary metric's mean BD-rate against the champion must beat the margin."""
     config = case.config
     p_value = as_num(as_dict(overall.get(config.primary_metric)).get("bd_rate"))
-    versus = f"BD-rate vs champion {case.champion.candidate} on {metric_label(config.primary_metric)}"
+    versus = (
+        f"BD-rate vs {case.track} champion {case.champion.candidate} on {metric_label(config.primary_metric)}"
+    )
     if p_value is None:
         return [f"{versus}: not comparable on any clip"]
     if p_value > -config.margin_percent:
@@ -567,14 +620,21 @@ def decide_all(
 
 
 def best_candidate(
-    doc: Mapping, *, config: AdoptionConfig, ledger: Ledger | Sequence[LedgerEntry] | None
+    doc: Mapping, *, config: AdoptionConfig, ledger: Ledger | Sequence[LedgerEntry] | None,
+    track: Track = "native",
 ) -> str:
-    """The adoptable candidate of the report with the best primary BD-rate (vs champion, or vs the anchor)."""
-    verdicts = decide_all(doc, config=config, ledger=ledger)
+    """The adoptable candidate of `track` in the report with the best primary BD-rate (vs its
+    champion, or vs the anchor)."""
+    if track not in TRACKS:
+        raise AdoptionError(f"unknown track {track!r}; tracks are {', '.join(TRACKS)}")
+    names = [n for n in as_dict(doc.get("candidates")) if candidate_track(doc, n) == track]
+    verdicts = decide_all(doc, config=config, ledger=ledger, names=names)
     adoptable = [v for v in verdicts.values() if v.adoptable]
     if not adoptable:
         lines = "; ".join(f"{n}: {v.decision}: {v.reason}" for n, v in verdicts.items())
-        raise AdoptionError(f"no candidate in the report is adoptable ({lines or 'no candidates'})")
+        raise AdoptionError(
+            f"no {track} candidate in the report is adoptable ({lines or f'no {track} candidates'})"
+        )
 
     def key(v: Verdict) -> tuple[float, str]:
         vs = as_dict(v.scores.get("vs_champion")).get(config.primary_metric)
