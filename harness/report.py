@@ -121,7 +121,7 @@ def fragment(judge, *, candidate: str | None = None, clip: str | None = None, **
     if candidate is None:
         return doc
     src = judge.candidates[candidate]
-    cand: dict = {"sha256": src.sha256, "size_bytes": src.size_bytes, "path": str(src.path)}
+    cand: dict = {"sha256": src.sha256, "size_bytes": src.size_bytes, "path": str(src.path), "track": src.track}
     if parts.get("check"):
         cand["check"] = judge.check(candidate).to_json()
     if parts.get("point") is not None:

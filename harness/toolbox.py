@@ -54,8 +54,9 @@ class LibraryCodecError(PermissionError):
     """A native candidate called a library's image or video codec."""
 
 
-class ToolboxImportError(ModuleNotFoundError):
-    """A candidate imported a module outside its track's toolbox."""
+# A refused import raises the plain ModuleNotFoundError ("No module named 'scipy': ..."), as if
+# the module were not installed, which inside the sandbox it is not.
+ToolboxImportError = ModuleNotFoundError
 
 
 def library_codec_message(entry: str) -> str:

@@ -16,6 +16,7 @@ from harness.render.view import (
     as_list,
     bd_class,
     bd_words,
+    coverage,
     esc,
     first_line,
     fmt_kbps,
@@ -132,10 +133,14 @@ def _meta_rows(view: ReportView) -> list[tuple[str, str]]:
 
 
 def _bd_cell(slot: Mapping, *, note_excluded: bool = True) -> str:
+    """A BD-rate cell: an overall figure states its coverage ("5/13 clips") and names the clips
+    it leaves out; a clip's result without a BD-rate shows its verdict (worse at every rate point,
+    BD-quality) instead of a bare "n/a"."""
     bd = slot.get("bd_rate")
     title_parts = []
     clips = as_list(slot.get("clips"))
     excluded = as_dict(slot.get("excluded"))
+    found = coverage(slot)
     if clips:
         title_parts.append(f"mean of {len(clips)} clip(s)")
     for clip, why in list(excluded.items())[:5]:
@@ -143,12 +148,17 @@ def _bd_cell(slot: Mapping, *, note_excluded: bool = True) -> str:
     if slot.get("warning"):
         title_parts.append(str(slot["warning"]))
     extra = ""
-    if note_excluded and excluded:
-        extra = f' <span class="small">({len(excluded)} clip{"s" if len(excluded) != 1 else ""} n/a)</span>'
+    if found and (note_excluded or found[2]):
+        extra = f' <span class="small">({found[0]}/{found[1]} clips)</span>'
+        if found[2]:
+            extra += f'<div class="small">left out: {esc(", ".join(found[2]))}</div>'
     elif slot.get("warning") and as_float(bd) is not None:
         extra = ' <span class="small" title="see tooltip">⚠</span>'
+    words = bd_words(bd)
+    if as_float(bd) is None and (slot.get("dominance") or as_float(slot.get("bd_quality")) is not None):
+        words = str(slot.get("summary") or words)
     title = f' title="{esc("; ".join(title_parts))}"' if title_parts else ""
-    return f'<td class="{bd_class(bd)}"{title}>{esc(bd_words(bd))}{extra}</td>'
+    return f'<td class="{bd_class(bd)}"{title}>{esc(words)}{extra}</td>'
 
 
 def _leaderboard(view: ReportView) -> str:
@@ -180,7 +190,7 @@ def _leaderboard(view: ReportView) -> str:
         elif first:
             verdict += f'<div class="small">first: {esc(first_line(first[1], 140))}</div>'
         verdict += "".join(f'<div class="flag">⚠ {esc(flag[:300])}</div>' for flag in view.flags(name))
-        cells = [f"<td class='n'>{rank}</td>", f"<td><b>{esc(name)}</b></td>", f"<td>{verdict}</td>"]
+        cells = [f"<td class='n'>{rank}</td>", f"<td><b>{esc(name)}</b> <span class='small'>{esc(view.track_label(name))}</span></td>", f"<td>{verdict}</td>"]
         cells += [_bd_cell(view.overall(name, m)) for m in metrics]
         if cx_any:
             cells += [_ratio_cell(view.complexity(name), axis) for axis in ("encode", "decode")]

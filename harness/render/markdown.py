@@ -13,6 +13,8 @@ from harness.render.view import (
     ReportView,
     as_dict,
     bd_words,
+    coverage,
+    coverage_words,
     fmt_num,
     metric_label,
     nodeid_label,
@@ -50,9 +52,7 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
     for name in order[:max_candidates]:
         css, words = view.verdict(name)
         lines.append(_row(view, name, css, words, champ_any, cx_any))
-        note = _note(view, name, words)
-        if note:
-            notes.append(note)
+        notes += [n for n in (_note(view, name, words), _left_out(view, name)) if n]
     if len(order) > max_candidates:
         lines += ["", f"… and {len(order) - max_candidates} more candidates (see the HTML report)"]
     flags = [f"- ⚠️ **{md_escape(n, 60)}**: {md_escape(f, 300)}" for n in order for f in view.flags(n)]
@@ -66,7 +66,7 @@ def render_markdown(doc: Mapping, *, max_candidates: int = MARKDOWN_MAX_CANDIDAT
     lines += [
         "",
         (
-            f"<sub>BD-rate: mean over comparable clips of the bits needed at equal quality relative to "
+            f"<sub>BD-rate: mean over comparable clips (covered/judged) of the bits needed at equal quality relative to "
             f"{md_escape(view.rate_anchor)}; ↓ fewer bits = better. Encode / decode CPU: CPU time per megapixel-frame "
             "over x265's encoder (medium) and decoder in the same run; (front): on the Pareto front of BD-rate and "
             "complexity, else BD-rate points off it. Full plots and captured errors in the HTML report.</sub>"
@@ -110,10 +110,11 @@ def _header(view: ReportView) -> list[str]:
 def _row(view: ReportView, name: str, css: str, words: str, champ_any: bool, cx_any: bool = False) -> str:
     """A candidate's table row: verdict, BD-rate per metric, complexity (and vs the champion), worst clip."""
     icon = {"ok": "✅", "bad": "❌"}.get(css, "➖")
-    row = [f"**{md_escape(name, 60)}**", f"{icon} {md_escape(words)}"]
+    row = [f"**{md_escape(name, 60)}** ({md_escape(view.track_label(name), 120)})", f"{icon} {md_escape(words)}"]
     for metric in view.bd_metrics:
         slot = view.overall(name, metric)
-        row.append(bd_words(slot.get("bd_rate")))
+        covered = coverage_words(slot)
+        row.append(bd_words(slot.get("bd_rate")) + (f" ({covered})" if covered else ""))
     if cx_any:
         row += [md_escape(ratio_words(view.complexity(name), axis)) for axis in ("encode", "decode")]
     if champ_any:
@@ -137,7 +138,7 @@ def kib(value: object) -> str:
 
 
 def _note(view: ReportView, name: str, words: str) -> str | None:
-    """A candidate's note below the table: its verdict's reason, first failure or clips left out."""
+    """A candidate's note below the table: its verdict's reason or its first failure."""
     first = view.first_failure(name)
     reason = view.verdict_reason(name)
     if reason:
@@ -147,11 +148,18 @@ def _note(view: ReportView, name: str, words: str) -> str | None:
             f"- **{md_escape(name, 60)}** first failure {md_code(nodeid_label(first[0]), 90)}: "
             f"{md_escape(first[1], 180)}"
         )
-    excluded = as_dict(view.overall(name, view.primary).get("excluded"))
-    if excluded:
-        clip, why = next(iter(excluded.items()))
+    return None
+
+
+def _left_out(view: ReportView, name: str) -> str | None:
+    """The clips a candidate's overall BD-rate leaves out, with one reason; None when it covers all."""
+    slot = view.overall(name, view.primary)
+    found = coverage(slot)
+    if found and found[2]:
+        clip = found[2][0]
         return (
-            f"- **{md_escape(name, 60)}**: BD-rate n/a on {len(excluded)} clip(s), e.g. "
-            f"{md_escape(clip, 60)}: {md_escape(why, 150)}"
+            f"- **{md_escape(name, 60)}**: BD-rate over {found[0]}/{found[1]} clips; left out: "
+            f"{md_escape(', '.join(found[2]), 300)} (e.g. {md_escape(clip, 60)}: "
+            f"{md_escape(as_dict(slot.get('excluded')).get(clip), 150)})"
         )
     return None

@@ -10,18 +10,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.render.view import ReportView, as_dict, metric_label, ratio_words
+from harness.render.view import ReportView, as_dict, coverage, metric_label, ratio_words
 
 __all__ = ["leaderboard_lines"]
 
 
 def _bd(slot: Mapping) -> str:
     """"+2.3 % (3/3)": the mean BD-rate and how many clips it covers; "n/a (0/3)" without one."""
-    covered = len(slot.get("clips") or [])
-    judged = covered + len(as_dict(slot.get("excluded")))
+    found = coverage(slot)
     value = slot.get("bd_rate")
     text = f"{value:+.1f} %" if isinstance(value, int | float) else "n/a"
-    return f"{text} ({covered}/{judged})" if judged else text
+    return f"{text} ({found[0]}/{found[1]})" if found else text
+
+
+def _left_out(view: ReportView, name: str) -> str | None:
+    """"dct: PSNR-YUV vs x265 over 5/13 clips; left out: a, b" when the mean leaves clips out."""
+    found = coverage(view.overall(name, view.primary))
+    if not found or not found[2]:
+        return None
+    return (
+        f"{name}: {metric_label(view.primary)} vs {view.rate_anchor} over {found[0]}/{found[1]} clips; "
+        f"left out: {', '.join(found[2])}"
+    )
 
 
 def leaderboard_lines(doc: Mapping, report: Path | None = None) -> list[str]:
@@ -34,7 +44,7 @@ def leaderboard_lines(doc: Mapping, report: Path | None = None) -> list[str]:
     rows = [head]
     for name in view.order():
         _, words = view.verdict(name)
-        row = [name, words] + [_bd(view.overall(name, m)) for m in view.bd_metrics]
+        row = [f"{name} ({view.track_label(name)})", words] + [_bd(view.overall(name, m)) for m in view.bd_metrics]
         row += [ratio_words(view.complexity(name), axis) for axis in ("encode", "decode")]
         champ, results = view.champion(name)
         row.append(_bd(as_dict(results.get(view.primary))) if champ and results else "-")
@@ -44,6 +54,7 @@ def leaderboard_lines(doc: Mapping, report: Path | None = None) -> list[str]:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.append("BD-rate: % more (+) or fewer (-) bits than the reference at equal quality (clips averaged/judged)")
+    lines += [line for line in (_left_out(view, name) for name in view.order()) if line]
     lines.append(
         "enc/dec vs x265: CPU time per megapixel-frame over x265's (medium) and its decoder's, measured in this run; "
         "(front): on the Pareto front of BD-rate and complexity, else BD-rate points off it"

@@ -23,6 +23,8 @@ __all__ = [
     "as_list",
     "bd_class",
     "bd_words",
+    "coverage",
+    "coverage_words",
     "esc",
     "first_line",
     "fmt_kbps",
@@ -90,6 +92,22 @@ def bd_class(bd_rate: object) -> str:
     if v is None:
         return "na"
     return "better" if v <= -0.05 else "worse" if v >= 0.05 else "same"
+
+
+def coverage(slot: Mapping) -> tuple[int, int, list[str]] | None:
+    """(clips covered, clips judged, the clips left out) of an overall BD-rate (`bd_overall` slot);
+    None when it names no clip. Reports from before `clips_total` count `clips` + `excluded`."""
+    clips, excluded = as_list(slot.get("clips")), as_dict(slot.get("excluded"))
+    covered, total = as_float(slot.get("clips_covered")), as_float(slot.get("clips_total"))
+    covered = int(covered) if covered is not None else len(clips)
+    total = int(total) if total is not None else covered + len(excluded)
+    return (covered, total, sorted(excluded)) if total else None
+
+
+def coverage_words(slot: Mapping) -> str:
+    """"5/13 clips" for an overall BD-rate; "" when it names no clip."""
+    found = coverage(slot)
+    return f"{found[0]}/{found[1]} clips" if found else ""
 
 
 def esc(value: object) -> str:
@@ -233,6 +251,14 @@ class ReportView:
         """A candidate's complexity entry (encode_ratio, decode_ratio, front), {} when the report has none."""
         return as_dict(as_dict(self.candidates.get(name)).get("complexity"))
 
+    def track_label(self, name: str) -> str:
+        """"native", or "open, wraps libx264": the declared track and the library codecs the calls used."""
+        cand = as_dict(self.candidates.get(name))
+        track = cand.get("track") if isinstance(cand.get("track"), str) else "native"
+        codecs = [c for c in as_list(cand.get("library_codecs")) if isinstance(c, str)]
+        wraps = list(dict.fromkeys(c.removesuffix(" via av") for c in codecs))
+        return f"{track}, wraps {', '.join(wraps)}" if wraps else track
+
     def flags(self, name: str) -> list[str]:
         """A candidate's warnings (e.g. too good to be true without held-out confirmation)."""
         flags = as_dict(self.candidates.get(name)).get("flags")
@@ -245,12 +271,17 @@ class ReportView:
         return first_line(reason, 300) if isinstance(reason, str) and reason.strip() else None
 
     def order(self) -> list[str]:
-        """Candidates best first: passing ones, then by mean BD-rate on the primary metric."""
+        """Candidates best first: passing ones, then by the share of clips their mean BD-rate on the
+        primary metric covers (more first), then by that BD-rate. A mean over fewer clips never ranks
+        ahead of one over more: the clips left out are usually the candidate's worst."""
 
         def key(name: str):
             failed, _, total = self.counts(name)
-            bd = as_float(self.overall(name, self.primary).get("bd_rate"))
-            return (failed > 0 or total == 0, bd is None, bd if bd is not None else 0.0, failed, name)
+            slot = self.overall(name, self.primary)
+            bd = as_float(slot.get("bd_rate"))
+            covered = coverage(slot)
+            share = covered[0] / covered[1] if covered else 0.0
+            return (failed > 0 or total == 0, bd is None, -share, bd if bd is not None else 0.0, failed, name)
 
         return sorted(self.candidates, key=key)
 
