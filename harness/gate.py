@@ -3,10 +3,10 @@
 1. Finds the candidates added or changed relative to `--base` (`git diff base...HEAD`, plus
    uncommitted and untracked files, under candidates/; a package counts by its folder; deleted
    candidates are listed, not judged).
-2. Runs `python -m pytest benchmarks/test_codecs.py --candidates <those>` in a subprocess
-   (`harness.suite.run_suite`, in the repository): the same code path as `pytest benchmarks/`. The plugin adds the ledger's champion to the run; with no
-   champion yet every candidate runs, so that the first-champion rule (the best reference
-   candidate) can be applied.
+2. Runs `python -m pytest benchmarks/test_codecs.py --profile standard --candidates <those>` in a subprocess
+   (`harness.suite.run_suite`, in the repository): the same code path as `pytest benchmarks/`. The plugin adds
+   each track's champion to the run; for a track with no champion yet every candidate of that
+   track runs, so that the first-champion rule (the track's best reference candidate) can be applied.
 3. Judges each changed candidate with harness.adoption against the *base branch's* ledger and
    adoption thresholds (a pull request cannot lower its own bar), writes a short Markdown summary
    and exits 0 only when every changed candidate is adoptable (1 when one is not, 2 on a usage
@@ -40,12 +40,12 @@ from harness.adoption import (
 from harness.bdrate import describe
 from harness.candidate import discover_candidates
 from harness.errors import HarnessError
-from harness.ledger import Ledger, LedgerEntry, champion_of
+from harness.ledger import Ledger, LedgerEntry, Track, champions
 from harness.markdown import md_code, md_escape
 from harness.session import HELDOUT_ENV, heldout_set
 from harness.suite import SuiteOptions, run_suite
 
-__all__ = ["GateError", "GateResult", "changed_candidates", "register", "render_summary", "run_gate"]
+__all__ = ["GateError", "GateResult", "changed_candidates", "decision_profile", "register", "render_summary", "run_gate"]
 
 MARKER = "<!-- codec-harness candidate gate -->"
 CANDIDATES = "candidates"
@@ -67,7 +67,8 @@ class GateResult:
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     report: Path | None = None
     summary: str = ""
-    champion: LedgerEntry | None = None
+    champion: LedgerEntry | None = None  # the native track's
+    champions: dict[Track, LedgerEntry | None] = field(default_factory=dict)
     pytest_status: int | None = None
 
 
@@ -178,8 +179,10 @@ def render_summary(
     doc: Mapping | None,
     notes: Sequence[str] = (),
     exit_code: int = 0,
+    champions: Mapping[Track, LedgerEntry | None] | None = None,
 ) -> str:
-    """The Markdown comment: a verdict line per changed candidate with BD-rate vs x265 and the champion."""
+    """The Markdown comment: a verdict line per changed candidate with BD-rate vs x265 and its track's
+    champion. `champions` (track -> champion) defaults to `champion` as the native track's."""
     lines = [MARKER]
     if not changed:
         lines += [
@@ -193,11 +196,7 @@ def render_summary(
     ok = exit_code == 0
     lines.append(f"## Candidate gate: {'✅ adoptable' if ok else '❌ not adoptable'}")
     lines.append("")
-    champ = (
-        f"champion {_name(champion.candidate)} (ledger seq {champion.seq})"
-        if champion
-        else "no champion yet: the best passing candidate becomes the first (every candidate ran)"
-    )
+    champ = _champions_text(champions if champions is not None else {"native": champion}, verdicts)
     lines.append(f"Changed vs {_name(base)}: {', '.join(_name(n) for n in changed)}; {champ}.")
     if removed:
         lines.append(f"Removed (not judged): {', '.join(_name(n) for n in removed)}.")
@@ -210,6 +209,20 @@ def render_summary(
     return "\n".join(lines) + "\n"
 
 
+def _champions_text(champions: Mapping[Track, LedgerEntry | None], verdicts: Mapping[str, Verdict]) -> str:
+    """Each champion the changed candidates were judged against (every track's when none was judged)."""
+    tracks = [t for t in champions if any(v.track == t for v in verdicts.values())] or list(champions)
+    parts = []
+    for track in tracks:
+        c = champions.get(track)
+        parts.append(
+            f"{track} champion {_name(c.candidate)} (ledger seq {c.seq})" if c else
+            f"no {track} champion yet: the best passing {track} candidate becomes the first (every {track} "
+            "candidate ran)"
+        )
+    return "; ".join(parts)
+
+
 def _verdict_table(changed: Sequence[str], verdicts: Mapping[str, Verdict], config: AdoptionConfig) -> list[str]:
     """The summary's table: one row per changed candidate (its lines, a blank line first)."""
     primary = config.primary_metric
@@ -217,10 +230,10 @@ def _verdict_table(changed: Sequence[str], verdicts: Mapping[str, Verdict], conf
     lines = [
         "",
         (
-            f"| Candidate | Verdict | {metric_label(primary)} vs {anchor} | {metric_label(primary)} vs champion "
+            f"| Candidate | Track | Verdict | {metric_label(primary)} vs {anchor} | {metric_label(primary)} vs champion "
             "| Worst clip vs champion | Secondary vs champion |"
         ),
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in changed:
         v = verdicts[name]
@@ -231,7 +244,7 @@ def _verdict_table(changed: Sequence[str], verdicts: Mapping[str, Verdict], conf
         worst_cell = f"{_md(worst, 60)}: {_bd(worst_value)}" if worst else "–"
         word = "adoptable" if v.adoptable else v.decision
         lines.append(
-            f"| {_name(name)} | {ICONS.get(v.decision, '')} {word} | {_bd(vs_anchor)} | "
+            f"| {_name(name)} | {v.track} | {ICONS.get(v.decision, '')} {word} | {_bd(vs_anchor)} | "
             f"{_bd(vs_champ) if v.scores.get('vs_champion') else '–'} | {worst_cell} | {_secondary_cell(v, config)} |"
         )
     return lines
@@ -265,7 +278,9 @@ def _summary_footer(
     lines.append(
         f"Thresholds (fixtures/adoption.toml): {metric_label(primary)} BD-rate vs champion ≤ −{config.margin_percent:g} %, "
         f"no clip over +{config.max_clip_regression_percent:g} %, secondary over +{config.max_secondary_regression_percent:g} %. "
-        f"Clips: {clips or 'n/a'} ({_md(settings.get('frames'))} frames)."
+        f"Profile {_md(settings.get('profile', 'n/a'))}"
+        f"{' (' + _md(', '.join(settings['profile_overrides'])) + ' given over it)' if settings.get('profile_overrides') else ''}; "
+        f"clips: {clips or 'n/a'} ({_md(settings.get('frames'))} frames at most)."
     )
     adoptable = [n for n in changed if verdicts[n].adoptable]
     hint = (
@@ -301,10 +316,21 @@ def _render_html(report: Path, doc: Mapping) -> str | None:
     return None
 
 
+def decision_profile(root: Path) -> str:
+    """The profile verdicts are decided on: fixtures/suite.toml [profiles] decisions of the project at
+    `root` (else of the harness's own checkout)."""
+    from harness.config import load_suite_config
+
+    own = Path(__file__).resolve().parents[1] / "fixtures" / "suite.toml"
+    path = root / "fixtures" / "suite.toml"
+    return load_suite_config(path if path.is_file() else own).decision_profile
+
+
 def run_gate(
     repo: str | os.PathLike[str] = ".",
     *,
     base: str = "main",
+    profile: str | None = None,
     clips: str | None = None,
     frames: int | None = None,
     report_dir: str | os.PathLike[str] | None = None,
@@ -322,8 +348,11 @@ def run_gate(
 
     Held-out clips (`heldout`, else $CODEC_HARNESS_HELDOUT: a folder or manifest outside the
     repository) are judged beside the public ones; without them no candidate is adoptable unless
-    `waive_heldout` (said in the summary)."""
+    `waive_heldout` (said in the summary). `profile` (default: the suite's decisions profile,
+    fixtures/suite.toml [profiles] decisions: standard) picks the clips and frames; `clips` and
+    `frames` override it."""
     repo = Path(repo).resolve()
+    profile = profile or decision_profile(repo)
     heldout = heldout_set(heldout)
     if frames is not None and frames < 1:
         raise GateError(f"--frames must be at least 1, got {frames}")
@@ -336,21 +365,23 @@ def run_gate(
         ledger_file = _gate_ledger(repo, base, ledger_path, Path(tmp), notes)
         config = _gate_config(repo, base, config_path, heldout=heldout, waive_heldout=waive_heldout, notes=notes)
         entries = Ledger(ledger_file).entries()
-        champion = champion_of(entries)
+        champs = champions(entries)
+        champion = champs["native"]
         _note_judge_changes(repo, base, changed, notes)
 
-        result = GateResult(exit_code=0, changed=changed, removed=removed, champion=champion)
+        result = GateResult(exit_code=0, changed=changed, removed=removed, champion=champion, champions=champs)
         if not changed:
             result.summary = render_summary(
                 base=base, changed=[], removed=removed, verdicts={}, config=config, champion=champion,
-                report_label=None, doc=None,
+                report_label=None, doc=None, champions=champs,
             )
             return _finish(result, summary_path)
 
         options = SuiteOptions(
-            clips=clips or "default",
+            profile=profile,
+            clips=clips,
             frames=frames,
-            candidates=tuple(_suite_candidates(repo, changed, champion)),
+            candidates=tuple(_suite_candidates(repo, changed, champs)),
             report_dir=_report_dir(repo, report_dir),
             ledger=ledger_file,
             cache_dir=cache_dir,
@@ -369,6 +400,7 @@ def run_gate(
             verdicts=result.verdicts,
             config=config,
             champion=champion,
+            champions=champs,
             report_label=_relative(report, repo),
             doc=doc,
             notes=notes,
@@ -431,14 +463,18 @@ def _note_judge_changes(repo: Path, base: str, changed: Sequence[str], notes: li
         )
 
 
-def _suite_candidates(repo: Path, changed: Sequence[str], champion: LedgerEntry | None) -> list[str]:
-    """The candidates the suite runs: the changed ones; with no champion, every candidate."""
+def _suite_candidates(
+    repo: Path, changed: Sequence[str], champs: Mapping[Track, LedgerEntry | None]
+) -> list[str]:
+    """The candidates the suite runs: the changed ones; for a track with no champion, every candidate
+    of that track (the plugin adds each track's champion)."""
     run = list(changed)
-    if champion is None:
-        # First-champion rule: the best passing candidate of all, so every candidate runs.
-        run += [
-            c.name for c in discover_candidates(repo / CANDIDATES) if c.name not in run and not c.problem
-        ]
+    # First-champion rule: the track's best passing candidate of all, so all of the track run.
+    run += [
+        c.name
+        for c in discover_candidates(repo / CANDIDATES)
+        if c.name not in run and not c.problem and champs.get(getattr(c, "track", "native")) is None
+    ]
     return run
 
 
@@ -488,9 +524,9 @@ def _gate_verdicts(
 def _report_notes(report: Path, doc: Mapping) -> list[str]:
     """Notes from the run: the champion's warning, an HTML page that could not be written."""
     notes = []
-    champ_info = doc.get("champion") or {}
-    if isinstance(champ_info, dict) and champ_info.get("warning"):
-        notes.append(str(champ_info["warning"]))
+    for champ_info in (doc.get("champions") or {"native": doc.get("champion")}).values():
+        if isinstance(champ_info, dict) and champ_info.get("warning"):
+            notes.append(str(champ_info["warning"]))
     note = _render_html(report, doc)
     if note:
         notes.append(note)
@@ -513,6 +549,7 @@ def _cli_gate(args: argparse.Namespace) -> int:
     result = run_gate(
         args.repo,
         base=args.base,
+        profile=args.profile,
         clips=args.clips,
         frames=args.frames,
         report_dir=args.report_dir,
@@ -544,9 +581,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--base", default="main", help="the branch or commit to compare with (default: main)")
     p.add_argument("--repo", default=".", help="the repository (default: .)")
     p.add_argument(
-        "--clips", default=None, help="clip set, folder or manifest (default: the suite's default)"
+        "--profile", default=None,
+        help="the suite's profile (default: fixtures/suite.toml [profiles] decisions, i.e. standard: longer clips)",
     )
-    p.add_argument("--frames", type=int, default=None, help="frames per clip (default: fixtures/suite.toml)")
+    p.add_argument(
+        "--clips", default=None, help="clip set, folder or manifest over the profile's (default: the profile's)"
+    )
+    p.add_argument("--frames", type=int, default=None, help="frames per clip over the profile's (default: the profile's)")
     p.add_argument("--report-dir", default=None, help="where the JSON report goes (default: <repo>/reports)")
     p.add_argument("--summary", default=None, metavar="OUT.md", help="write the Markdown summary here too")
     p.add_argument(

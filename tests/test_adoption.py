@@ -600,6 +600,7 @@ def test_cli_adopt_and_ledger(doc, tmp_path, capsys):
         str(folder),
         "--config",
         str(REPO / "fixtures" / "adoption.toml"),
+        "--any-profile",  # a recorded quick run (the profile check: tests/test_profiles.py)
     ]
     assert harness_main(["ledger", "--ledger", str(ledger)]) == 0
     assert "champion: none yet" in capsys.readouterr().out

@@ -27,7 +27,7 @@ from harness.adoption.config import (
 from harness.adoption.rules import Verdict, best_candidate, champion_of, verdict
 from harness.adoption.scores import as_dict, as_num, report_basis
 from harness.candidate import CandidateSource, discover_candidates
-from harness.ledger import Decision, Ledger, LedgerEntry
+from harness.ledger import LEGACY_TRACK, TRACKS, Decision, Ledger, LedgerEntry, Track, champions
 from harness.results import load_report
 from harness.schema import ReportError
 
@@ -45,6 +45,24 @@ def load_doc(report_path: Path) -> tuple[dict, str]:
     except ReportError as err:
         raise AdoptionError(f"{report_path} is not a valid benchmark report: {err}") from err
     return results.to_json(), hashlib.sha256(data).hexdigest()
+
+
+def check_profile(doc: Mapping, profile: str, report_path: Path) -> None:
+    """Refuse a report not run on `profile` as it is (no --clips / --frames given over it): a verdict
+    on 10 frames of three clips says little about a codec against HEVC."""
+    settings = as_dict(doc.get("settings"))
+    ran = settings.get("profile")
+    over = settings.get("profile_overrides") or []
+    if ran == profile and not over:
+        return
+    what = (
+        f"the {ran} profile" + (f" with {' and '.join(map(str, over))} given over it" if over else "")
+        if isinstance(ran, str) else "no profile (a report from before profiles: the quick run)"
+    )
+    raise AdoptionError(
+        f"{report_path} was judged on {what}; adoption decisions use the {profile} profile: run "
+        f"`pytest benchmarks/ --profile {profile}` and adopt from that report (or pass --any-profile)"
+    )
 
 
 def _report_label(path: Path, sha256: str) -> str:
@@ -70,6 +88,7 @@ def adopt(
     config: AdoptionConfig,
     parent: str | None = None,
     force_record_rejection: bool = False,
+    profile: str | None = None,
 ) -> LedgerEntry:
     """Record the decision about `name` from a report: an "adopted" entry, or a "rejected" one.
 
@@ -80,6 +99,8 @@ def adopt(
     """
     report_path = Path(report_path)
     doc, report_sha = load_doc(report_path)
+    if profile is not None:
+        check_profile(doc, profile, report_path)
     judged_sha, on_disk = _current_source(doc, name, report_path, candidates_dir)
     entries = ledger.entries()
     known = {e.candidate for e in entries} | set(on_disk)
@@ -90,7 +111,7 @@ def adopt(
         raise AdoptionError(f"{name} did not pass the suite: {v.reason}")
     if not v.judged:
         raise AdoptionError(f"cannot decide about {name} from {report_path}: {v.reason}")
-    champion = champion_of(entries)
+    champion = champion_of(entries, v.track)
     if not v.adoptable and not force_record_rejection:
         _refuse_repeated_rejection(entries, name, judged_sha, champion)
     entry = ledger_entry(
@@ -108,6 +129,7 @@ def adopt(
             "basis": report_basis(doc),
             "bootstrap": v.bootstrap,
             "report_created_utc": doc.get("created_utc"),
+            "profile": as_dict(doc.get("settings")).get("profile"),
             "git": doc.get("git"),
             "config": config.to_json(),
         },
@@ -129,9 +151,11 @@ def ledger_entry(
     reasons: Sequence[str] | None = None,
     identical_to: str | None = None,
     extra: Mapping[str, object] | None = None,
+    track: Track = "native",
 ) -> LedgerEntry:
     """The one builder of a ledger entry (not yet appended: `Ledger.append` stamps seq and time).
 
+    The entry's track is the verdict's (the track the report judged the candidate in), else `track`.
     Scores, fingerprint and the identical flag come from `verdict` (none: empty scores, no
     fingerprint); `identical_to` overrides the verdict's. `extra` holds "reasons" (`reasons`, else
     [`reason`]) and "champion" (the champion judged against: name and seq, or None), then the
@@ -140,6 +164,7 @@ def ledger_entry(
     """
     return LedgerEntry(
         candidate=name,
+        track=verdict.track if verdict is not None else track,
         source_sha256=source_sha256,
         decision=decision,
         reason=reason,
@@ -213,10 +238,11 @@ def _fmt(value: object) -> str:
 
 
 def ledger_table(entries: Sequence[LedgerEntry], *, primary: str = "psnr_yuv", anchor: str = "x265") -> str:
-    """The ledger as a plain-text table and the champion line."""
+    """The ledger as a plain-text table and one champion line per track."""
     head = (
         "seq",
         "time (UTC)",
+        "track",
         "decision",
         "candidate",
         "source",
@@ -236,6 +262,7 @@ def ledger_table(entries: Sequence[LedgerEntry], *, primary: str = "psnr_yuv", a
             (
                 str(e.seq),
                 e.time_utc.replace("+00:00", "Z"),
+                e.track + ("*" if e.schema == 1 else ""),
                 e.decision,
                 e.candidate,
                 e.source_sha256[:12],
@@ -249,18 +276,28 @@ def ledger_table(entries: Sequence[LedgerEntry], *, primary: str = "psnr_yuv", a
     lines = []
     for r in [head, *rows]:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
-    champion = champion_of(entries)
-    if champion is None:
-        lines.append(
-            "champion: none yet — seed it from a full run: "
-            "pytest benchmarks/ && python -m harness adopt reports/latest.json --best"
-        )
-    else:
-        lines.append(
-            f"champion: {champion.candidate} (seq {champion.seq}, source {champion.source_sha256[:12]}, "
-            f"adopted {champion.time_utc})"
-        )
+    if any(e.schema == 1 for e in entries):
+        lines.append(f"* written before tracks (ledger schema 1): read as the {LEGACY_TRACK} track's")
+    for track, champion in champions(entries).items():
+        if champion is None:
+            lines.append(
+                f"{track} champion: none yet — seed it from a full run: pytest benchmarks/ --profile standard && "
+                f"python -m harness adopt reports/latest.json --best --track {track}"
+            )
+        else:
+            lines.append(
+                f"{track} champion: {champion.candidate} (seq {champion.seq}, source "
+                f"{champion.source_sha256[:12]}, adopted {champion.time_utc})"
+            )
     return "\n".join(lines)
+
+
+def _decision_profile() -> str:
+    """fixtures/suite.toml [profiles] decisions (of the working directory, else beside this package)."""
+    from harness.config import load_suite_config
+
+    here = Path("fixtures") / "suite.toml"
+    return load_suite_config(here if here.is_file() else Path(__file__).resolve().parents[2] / here).decision_profile
 
 
 def _cli_adopt(args: argparse.Namespace) -> int:
@@ -274,7 +311,7 @@ def _cli_adopt(args: argparse.Namespace) -> int:
     name = args.candidate
     if args.best:
         doc, _ = load_doc(Path(args.report))
-        name = best_candidate(doc, config=config, ledger=ledger)
+        name = best_candidate(doc, config=config, ledger=ledger, track=args.track)
     entry = adopt(
         args.report,
         name,
@@ -283,6 +320,7 @@ def _cli_adopt(args: argparse.Namespace) -> int:
         config=config,
         parent=args.parent,
         force_record_rejection=args.force_record,
+        profile=None if args.any_profile else (args.profile or _decision_profile()),
     )
     print(f"{entry.decision}: {entry.candidate} (seq {entry.seq}, source {entry.source_sha256[:12]})")
     for reason in as_dict(entry.extra).get("reasons") or [entry.reason]:
@@ -309,14 +347,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "adopt",
         help="adopt a candidate from a report into the ledger (or record its rejection)",
-        description="Judge CANDIDATE of a benchmark report against the ledger's champion with the thresholds of "
+        description="Judge CANDIDATE of a benchmark report against its track's champion with the thresholds of "
         "fixtures/adoption.toml and append the decision to the ledger. Refuses (exit 2, nothing recorded) when the "
         "report is stale, the candidate is unknown or did not pass. Exit 0 adopted, 1 rejected (recorded).",
     )
     p.add_argument("report", help="a JSON report written by pytest benchmarks/ (e.g. reports/latest.json)")
     p.add_argument("candidate", nargs="?", help="the candidate's name")
     p.add_argument(
-        "--best", action="store_true", help="the best adoptable candidate of the report (seeds the ledger)"
+        "--best", action="store_true",
+        help="the best adoptable candidate of the report in --track (seeds the track's champion)",
+    )
+    p.add_argument(
+        "--track", choices=TRACKS, default="native",
+        help="with --best: the track to choose from (default native); a named CANDIDATE is judged in the "
+        "track the report gives it",
     )
     p.add_argument("--ledger", default=str(DEFAULT_LEDGER), help="the ledger (default: ledger.jsonl)")
     p.add_argument("--parent", default=None, help="the candidate it was derived from, if known")
@@ -328,6 +372,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--force-record", action="store_true", help="record a rejection again even if already recorded"
     )
     p.add_argument(
+        "--profile", default=None,
+        help="the profile the report must have been run on (default: fixtures/suite.toml [profiles] decisions: standard)",
+    )
+    p.add_argument(
+        "--any-profile", action="store_true",
+        help="decide on a report of any profile (e.g. a quick run; its profile is recorded in the entry)",
+    )
+    p.add_argument(
         "--waive-heldout", action="store_true",
         help="decide without held-out clips in the report (recorded in the entry; a result flagged too good "
         "to be true is still refused)",
@@ -337,7 +389,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = subparsers.add_parser(
         "ledger",
         help="print the adoption ledger and the current champion",
-        description="Print every ledger entry as a table and the current champion (the last adopted entry).",
+        description="Print every ledger entry as a table and each track's champion (its last adopted entry).",
     )
     q.add_argument("--ledger", default=str(DEFAULT_LEDGER), help="the ledger (default: ledger.jsonl)")
     q.add_argument("--config", default=None, help="adoption thresholds (for the metric shown)")
