@@ -360,7 +360,7 @@ def _check_champions(report: RunResults, options, root: Path) -> list[str]:
 
 def plan_options(report: RunResults, args: argparse.Namespace, root: Path, out_dir: Path):
     """The `SuiteOptions` that re-run `report` here; raises InputsDiffer naming every input that is not the same."""
-    from harness.suite import SuiteOptions
+    from harness.suite import SuiteOptions, locate_suite
 
     recorded = _recorded_options(report)
     known = {f.name for f in dataclasses.fields(SuiteOptions)}
@@ -382,6 +382,8 @@ def plan_options(report: RunResults, args: argparse.Namespace, root: Path, out_d
             "ledger": args.ledger,
         }.items() if k in known},
     ).for_project(root)
+    if options.fixtures_dir is None:  # as the suite does: the fixtures of the checkout that holds benchmarks/
+        options = dataclasses.replace(options, fixtures_dir=locate_suite(root).parent.parent / "fixtures")
     if "heldout" in report.clip_sets.values() and not options.heldout:
         raise InputsDiffer("the report judged held-out clips: give --heldout NAME|FOLDER|MANIFEST")
     problems = _check_candidates(report, options.candidates_path(root))
