@@ -52,7 +52,7 @@ def stages(test: str, params: Mapping[str, object]) -> list[tuple[tuple, str]]:
 
 @dataclass
 class Progress:
-    """Writes a stage line through `write` (text, no newline: pytest's next result ends the line)."""
+    """Writes stage lines through `write` (text without a final newline: pytest's next result ends it)."""
 
     write: Callable[[str], None]
     clock: Callable[[], float] = time.monotonic
@@ -74,12 +74,16 @@ class Progress:
         self._blocked.add(candidate)
 
     def started(self, nodeid: str) -> None:
-        """A test starts: announce each stage of its that no earlier test started."""
-        for key, words in self._tests.get(nodeid, ()):
-            if key in self._seen or (len(key) > 1 and key[0] in self._blocked):
-                continue
-            self._seen.add(key)
-            now = self.clock()
-            if self._start is None:
-                self._start = now
-            self.write(f"[{now - self._start:6.1f} s] {words}")
+        """A test starts: announce each stage of its that no earlier test started (one write)."""
+        new = [
+            (key, words)
+            for key, words in self._tests.get(nodeid, ())
+            if key not in self._seen and not (len(key) > 1 and key[0] in self._blocked)
+        ]
+        if not new:
+            return
+        now = self.clock()
+        if self._start is None:
+            self._start = now
+        self._seen.update(key for key, _ in new)
+        self.write("\n".join(f"[{now - self._start:6.1f} s] {words}" for _, words in new))

@@ -281,3 +281,24 @@ def test_memorized_public_clips_are_flagged_and_fail_on_held_out_clips(pytester,
     assert all(g["passed"] for g in cand["gates"].values()), [g for g in cand["gates"].values() if not g["passed"]]
     assert cand["flags"] and not cand["verdict"]["adoptable"]
     assert "held-out" in cand["verdict"]["reason"], cand["verdict"]
+
+
+def test_a_misspelt_encode_fails_once_and_blocks_the_rest(pytester, monkeypatch):
+    """One mistake, one failure: the contract test fails naming the missing `encode`; each other test
+    of the candidate is skipped "blocked by test_contract[misspelt]", and the output says why once."""
+    paths = _project(pytester, monkeypatch, {})
+    (paths["cands"] / "misspelt.py").write_text(
+        CANDIDATES["zlib_lossless"].read_text().replace("def encode(", "def encdoe(", 1)
+    )
+    result = _run_suite(pytester, paths)
+    text = result.stdout.str()
+    per_clip = 4 * len(RUNGS) + 2
+    result.assert_outcomes(failed=1, skipped=per_clip)
+    assert len(re.findall(r"defines no `encode` function", text)) == 1, text[-5000:]
+    got = _outcomes(paths["xml"])
+    assert got["test_contract[misspelt]"][0] == "failed"
+    skipped = {name: message for name, (state, message) in got.items() if state == "skipped"}
+    assert len(skipped) == per_clip and all(
+        m.startswith("blocked by test_contract[misspelt]: ") and "defines no `encode` function" in m
+        for m in skipped.values()
+    ), skipped

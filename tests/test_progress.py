@@ -1,0 +1,99 @@
+"""Progress of `pytest benchmarks/`: a line per candidate x clip stage, quiet under -q, none under xdist."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.progress import Progress, stages
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO.parent / "shared" / "fixtures" / "svt_park_joy_160x90_10f.y4m"
+
+
+def test_a_stage_is_announced_once_by_the_first_test_that_starts_it():
+    lines: list[str] = []
+    now = iter([0.0, 0.5, 3.25, 9.0, 12.0])
+    progress = Progress(lines.append, clock=lambda: next(now))
+    tests = {
+        "c": ("test_contract", {"candidate": "a"}),
+        "rt0": ("test_round_trip", {"candidate": "a", "clip": "bikes", "rung": 0}),
+        "rate0": ("test_rate", {"candidate": "a", "clip": "bikes", "rung": 0}),
+        "rt1": ("test_round_trip", {"candidate": "a", "clip": "bikes", "rung": 1}),
+        "det": ("test_determinism", {"candidate": "a", "clip": "bikes"}),
+    }
+    for nodeid, (test, params) in tests.items():
+        progress.expect(nodeid, test, params)
+    progress.begin()
+    for nodeid in tests:
+        progress.started(nodeid)
+    assert lines == [
+        "[   0.5 s] a: contract check (imports in the sandbox)",
+        (
+            "[   3.2 s] bikes: rate anchor encodes (from the cache when nothing changed)\n"
+            "[   3.2 s] a x bikes: encode at r0, decode, metrics"
+        ),
+        "[   9.0 s] a x bikes: encode at r1, decode, metrics",
+        "[  12.0 s] a x bikes: determinism (encode and decode again at every rung)",
+    ]
+
+
+def test_a_candidate_whose_contract_failed_announces_no_more_stages():
+    lines: list[str] = []
+    progress = Progress(lines.append, clock=lambda: 1.0)
+    progress.expect("c", "test_contract", {"candidate": "a"})
+    progress.expect("rt", "test_round_trip", {"candidate": "a", "clip": "k", "rung": 2})
+    progress.begin()
+    progress.started("c")
+    progress.block("a")
+    progress.started("rt")
+    assert lines == [
+        "[   0.0 s] a: contract check (imports in the sandbox)",
+        "[   0.0 s] k: rate anchor encodes (from the cache when nothing changed)",
+    ]
+    assert stages("test_something_else", {"candidate": "a", "clip": "k"}) == []
+
+
+def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    if not CLIP.is_file():
+        pytest.fail(f"development clip missing: {CLIP}", pytrace=False)
+    clips = tmp_path / "clips"
+    if not clips.is_dir():
+        clips.mkdir()
+        shutil.copy(CLIP, clips / "park_joy.y4m")
+    return subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "benchmarks/test_codecs.py", "-p", "no:cacheprovider", "-p", "no:randomly",
+            f"--clips={clips}", "--frames=2", "--candidates=x264_pyav", f"--report-dir={tmp_path / 'r'}",
+            f"--cache-dir={tmp_path / 'cache'}", "-k", "test_contract or test_round_trip", *extra,
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+STAGE = re.compile(r"^\[ *\d+\.\d s\] (.*)$", re.MULTILINE)
+
+
+def test_the_suite_prints_a_plain_line_per_stage_and_is_quiet_under_q(tmp_path):
+    out = _run(tmp_path)
+    text = out.stdout + out.stderr
+    assert "\r" not in out.stdout and "Traceback" not in text, text[-3000:]
+    assert STAGE.findall(out.stdout) == [
+        "x264_pyav: contract check (imports in the sandbox)",
+        "park_joy: rate anchor encodes (from the cache when nothing changed)",
+        *[f"x264_pyav x park_joy: encode at r{r}, decode, metrics" for r in range(4)],
+    ], out.stdout[-3000:]
+    quiet = _run(tmp_path, "-q")
+    assert not STAGE.findall(quiet.stdout) and quiet.returncode == out.returncode, quiet.stdout[-3000:]
+
+
+def test_under_xdist_the_run_works_without_progress_lines(tmp_path):
+    out = _run(tmp_path, "-n", "2")
+    text = out.stdout + out.stderr
+    assert not STAGE.findall(out.stdout) and "INTERNALERROR" not in text, text[-3000:]
+    assert re.search(r"\d+ (passed|failed)", out.stdout), text[-3000:]
