@@ -440,3 +440,29 @@ def test_anchor_bytes_equal_the_ffmpeg_command_line(specs, small, tmp_path, name
     if ours != theirs and version != anchor_versions()[spec.encoder]:
         pytest.skip(f"the ffmpeg binary's {spec.encoder} ({version}) is not PyAV's ({anchor_versions()[spec.encoder]})")
     assert ours == theirs
+
+
+def test_the_judge_encodes_a_full_range_clip_with_its_range(tmp_path, full_range, small):
+    """Through the suite's own path (Judge.anchor_curve): a full-range clip's anchors signal full range
+    and are cached under their own id; a limited-range clip's keep the plain id."""
+    import shutil
+
+    from harness.session import build_judge
+    from harness.suite import SuiteOptions
+    from tests.conftest import write_clip
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_clip(clips / "full.mkv", full_range[0], codec="libx264", pix_fmt="yuvj420p",
+               options={"qp": "0", "preset": "ultrafast"})
+    shutil.copy(FIXTURES / "cisco_vt2people_320x192_9f.mkv", clips / "limited.mkv")
+    options = SuiteOptions(clips=str(clips), frames=3, candidates=("dct_inter",), sandbox="none",
+                           cache_dir=tmp_path / "cache", ledger=tmp_path / "ledger.jsonl")
+    judge, _ = build_judge(options, ROOT)
+    spec = judge.anchor_specs["x265"]
+    full = judge.anchor_curve("full", "x265")
+    assert judge.source("full").info.color_range == "pc"
+    assert {p.anchor_id for p in full} == {anchor_id(spec.for_source("pc"))} and "full-range" in full[0].anchor_id
+    assert {p.anchor_id for p in judge.anchor_curve("limited", "x265")} == {anchor_id(spec)}
+    # the bitstream the judge measured is the full-range one (decoded and measured like any other)
+    assert full[0].measurement.mean["psnr_y"] > 35
