@@ -1,7 +1,15 @@
 """The adoption ledger: an append-only JSON Lines file; the champion is derived from it.
 
-Each line is one decision about one candidate (adopted or rejected) with its source hash,
-parent, the report it was judged by, its scores and the reason. Appends take an exclusive
+Each line is one decision about one candidate (adopted or rejected) in one track, with its source
+hash, parent, the report it was judged by, its scores and the reason. Each track ("native": the
+codec is the candidate's own; "open": it may wrap a library codec) has its own champion.
+
+Lines of schema 1 were written before tracks existed and carry none. They are read as the open
+track's, never rewritten (the file is append-only): they were judged when a candidate could import
+anything the environment held, library codecs included, with no check of what it called, so
+none of them shows that its codec was its own. New lines are schema 2 and name their track.
+
+Appends take an exclusive
 file lock and are written with one `write` of a whole line followed by fsync, so concurrent
 runs and a kill at any moment leave every earlier line intact; a torn last line (a crash
 mid-write on a filesystem without atomic appends) is reported, never silently dropped.
@@ -15,16 +23,23 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from harness.errors import HarnessError
 
-__all__ = ["LEDGER_SCHEMA", "Decision", "Ledger", "LedgerEntry", "LedgerError", "champion_of"]
+__all__ = [
+    "LEDGER_SCHEMA", "LEGACY_TRACK", "TRACKS", "Decision", "Ledger", "LedgerEntry", "LedgerError", "Track",
+    "champion_of", "champions",
+]
 
-LEDGER_SCHEMA = 1
+LEDGER_SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)
 Decision = Literal["adopted", "rejected"]
+Track = Literal["native", "open"]
+TRACKS: tuple[Track, ...] = ("native", "open")
+LEGACY_TRACK: Track = "open"  # the track of a schema-1 line (see the module docstring)
 
 
 class LedgerError(HarnessError):
@@ -33,9 +48,11 @@ class LedgerError(HarnessError):
 
 @dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
-    """One decision. `scores` holds BD-rates (percent, negative = fewer bits) by reference and metric."""
+    """One decision in one track. `scores` holds BD-rates (percent, negative = fewer bits) by reference
+    and metric. `schema` is the line's as written: 1 means a pre-track line read as the open track's."""
 
     candidate: str
+    track: Track = "native"
     source_sha256: str
     decision: Decision
     reason: str
@@ -62,10 +79,21 @@ class LedgerEntry:
             raise LedgerError(f"{where}: missing or non-string {', '.join(missing)}")
         if data["decision"] not in ("adopted", "rejected"):
             raise LedgerError(f"{where}: decision {data['decision']!r} is neither 'adopted' nor 'rejected'")
-        known = {f for f in cls.__dataclass_fields__}
+        schema = data.get("schema", 1)
+        if schema not in READABLE_SCHEMAS or isinstance(schema, bool):
+            raise LedgerError(
+                f"{where}: ledger schema {schema!r}; this harness reads {', '.join(map(str, READABLE_SCHEMAS))}"
+            )
+        known = {f for f in cls.__dataclass_fields__} - ({"track"} if schema == 1 else set())
         unknown = sorted(set(data) - known)
         if unknown:
             raise LedgerError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        if schema == 1:
+            data = {**data, "schema": 1, "track": LEGACY_TRACK}
+        elif data.get("track") not in TRACKS:
+            raise LedgerError(
+                f"{where}: track {data.get('track')!r} is none of {', '.join(TRACKS)} (schema {schema} lines name one)"
+            )
         types = {
             "parent": (str, type(None)), "report": (str, type(None)), "report_sha256": (str, type(None)),
             "scores": dict, "fingerprint": (str, type(None)), "identical_to": (str, type(None)),
@@ -75,8 +103,6 @@ class LedgerEntry:
                                                               or data[k] is False)]
         if wrong:
             raise LedgerError(f"{where}: field(s) of the wrong type: {', '.join(wrong)}")
-        if data.get("schema", LEDGER_SCHEMA) != LEDGER_SCHEMA:
-            raise LedgerError(f"{where}: ledger schema {data['schema']!r}; this harness reads {LEDGER_SCHEMA}")
         try:
             return cls(**data)
         except TypeError as err:
@@ -125,12 +151,15 @@ class Ledger:
             out.append(LedgerEntry.from_json(data, where=where))
         return out
 
-    def champion(self) -> LedgerEntry | None:
-        """The most recently adopted entry, or None before the first adoption."""
-        return champion_of(self.entries())
+    def champion(self, track: Track = "native") -> LedgerEntry | None:
+        """The track's most recently adopted entry, or None before its first adoption."""
+        return champion_of(self.entries(), track)
 
     def append(self, entry: LedgerEntry) -> LedgerEntry:
-        """Append `entry` with the next sequence number and the current time; returns what was written."""
+        """Append `entry` (written as the current schema) with the next sequence number and the current
+        time; returns what was written."""
+        if entry.track not in TRACKS:
+            raise LedgerError(f"track {entry.track!r} is none of {', '.join(TRACKS)}")
         with self._locked("a+") as f:
             f.seek(0)
             existing = sum(1 for line in f.read().split("\n") if line.strip())
@@ -138,7 +167,8 @@ class Ledger:
                 **{
                     **asdict(entry),
                     "seq": existing + 1,
-                    "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "schema": LEDGER_SCHEMA,
+                    "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
                 }
             )
             line = json.dumps(stamped.to_json(), sort_keys=True, allow_nan=False) + "\n"
@@ -147,7 +177,16 @@ class Ledger:
         return stamped
 
 
-def champion_of(entries: Sequence[LedgerEntry]) -> LedgerEntry | None:
-    """The champion rule, the one place it is written: the last adopted entry (None before the first)."""
-    adopted = [e for e in entries if e.decision == "adopted"]
+def champion_of(entries: Sequence[LedgerEntry], track: Track = "native") -> LedgerEntry | None:
+    """The champion rule, the one place it is written: the track's last adopted entry (None before its
+    first). A champion of one track is never another's: a native candidate is never judged against a
+    library wrapper, and a wrapper never becomes the native champion."""
+    if track not in TRACKS:
+        raise LedgerError(f"track {track!r} is none of {', '.join(TRACKS)}")
+    adopted = [e for e in entries if e.decision == "adopted" and e.track == track]
     return adopted[-1] if adopted else None
+
+
+def champions(entries: Sequence[LedgerEntry]) -> dict[Track, LedgerEntry | None]:
+    """Each track's champion (None where it has none yet), in TRACKS order."""
+    return {track: champion_of(entries, track) for track in TRACKS}
