@@ -2,11 +2,15 @@
 
 - The API key comes from ANTHROPIC_API_KEY only; `require_api_key()` fails before any work when
   it is missing (no request is made, nothing is written).
-- Retries are the SDK's own (`max_retries`): 408, 409, 429, 5xx (529 overloaded included) and
-  connection errors, with exponential backoff (0.5 s doubling to 8 s) or the server's retry-after.
-  What is still failing after the last retry raises `ModelError`, naming the status and the message.
+- Retries (`max_retries`) are made here, not by the SDK, so that each is said (`on_retry`, e.g.
+  "529 overloaded_error, retry 3/8 in 2 s"): 408, 409, 429, 5xx (529 overloaded included) and
+  connection errors, after the server's retry-after or an exponential backoff (0.5 s doubling to
+  8 s). What is still failing after the last retry raises `ModelError`, naming the status and the
+  message.
 - The reply is streamed (`messages.stream`) so a long module (thinking included) does not hit the
-  SDK's 10-minute limit on non-streaming requests; the final message is what is returned.
+  SDK's 10-minute limit on non-streaming requests; the final message is what is returned. A reply
+  that is not a complete event stream (e.g. a plain JSON body from a proxy) is a `ModelError`
+  naming what came instead, as is any other protocol error the SDK raises.
 - Token usage and the cost (prices from fixtures/evolve.toml, per model, per million tokens) are
   returned with the text.
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
@@ -109,14 +113,18 @@ class LLMClient:
         price: Price | None = None,
         http_client: object | None = None,
         base_url: str | None = None,
+        on_retry: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         import anthropic
 
         self.settings = settings
         self.price = price
+        self.on_retry = on_retry
+        self._sleep = sleep
         kwargs: dict[str, object] = {
             "api_key": api_key,
-            "max_retries": settings.max_retries,
+            "max_retries": 0,  # retried in `complete`, one line each
             "timeout": settings.timeout_s,
         }
         if http_client is not None:
@@ -141,25 +149,20 @@ class LLMClient:
         return params
 
     def complete(self, system: str, user: str) -> Reply:
-        anthropic = self._anthropic
         params = self.request_params(system, user)
         start = time.monotonic()
-        try:
-            with self._client.messages.stream(**params) as stream:
-                message = stream.get_final_message()
-        except anthropic.APIStatusError as err:
-            retried = err.status_code in (408, 409, 429) or err.status_code >= 500
-            tries = f"after {self.settings.max_retries} retries" if retried else "(not retried)"
-            raise ModelError(
-                f"the Messages API answered HTTP {err.status_code} {tries}: {_status_text(err)}"
-            ) from err
-        except anthropic.APIConnectionError as err:
-            raise ModelError(
-                f"cannot reach the Messages API after {self.settings.max_retries} retries: "
-                f"{type(err).__name__}: {err}"
-            ) from err
-        except anthropic.AnthropicError as err:
-            raise ModelError(f"the Messages API call failed: {type(err).__name__}: {err}") from err
+        retries = self.settings.max_retries
+        for attempt in range(retries + 1):
+            try:
+                message = self._stream(params)
+                break
+            except _Retryable as err:
+                if attempt == retries:
+                    raise ModelError(f"{err.final} after {retries} retries: {err.text}") from err.__cause__
+                delay = err.retry_after if err.retry_after is not None else min(0.5 * 2**attempt, 8.0)
+                if self.on_retry is not None:
+                    self.on_retry(f"{err.short}, retry {attempt + 1}/{retries} in {delay:g} s")
+                self._sleep(delay)
         wall = time.monotonic() - start
         text = "".join(block.text for block in message.content if getattr(block, "type", None) == "text")
         usage = usage_dict(message.usage)
@@ -174,8 +177,71 @@ class LLMClient:
             raw=message.to_dict(),
         )
 
+    def _stream(self, params: dict[str, object]):
+        """One streamed call: the final message, `_Retryable`, or `ModelError` (not worth retrying)."""
+        anthropic = self._anthropic
+        try:
+            with self._client.messages.stream(**params) as stream:
+                kind = stream.response.headers.get("content-type") or "no content type"
+                if not kind.startswith("text/event-stream"):
+                    body = " ".join(stream.response.read().decode("utf-8", "replace").split())[:200]
+                    raise ModelError(
+                        f"the Messages API answered HTTP {stream.response.status_code} with {kind} instead of "
+                        f"an event stream (a proxy, or a non-streaming endpoint?): {body}"
+                    )
+                message = stream.get_final_message()
+        except ModelError:
+            raise
+        except anthropic.APIStatusError as err:
+            status, text = err.status_code, _status_text(err)
+            if status in (408, 409, 429) or status >= 500:
+                kind = text.split(":", 1)[0] if ":" in text else "error"
+                raise _Retryable(
+                    f"{status} {kind}", f"the Messages API answered HTTP {status}", text,
+                    _retry_after(getattr(err, "response", None)),
+                ) from err
+            raise ModelError(f"the Messages API answered HTTP {status} (not retried): {text}") from err
+        except anthropic.APIConnectionError as err:  # timeouts included
+            what = f"{type(err).__name__}: {err}"
+            raise _Retryable(
+                type(err).__name__, "cannot reach the Messages API", what, None
+            ) from err
+        except anthropic.AnthropicError as err:
+            raise ModelError(f"the Messages API call failed: {type(err).__name__}: {err}") from err
+        except Exception as err:  # the SDK's parser met something that is not the Messages API's stream
+            raise ModelError(
+                "the Messages API's event stream could not be read: "
+                f"{type(err).__name__}{': ' + str(err) if str(err) else ''}"
+            ) from err
+        if message is None:
+            raise ModelError("the Messages API's event stream ended without a message")
+        return message
+
     def close(self) -> None:
         self._client.close()
+
+
+class _Retryable(Exception):
+    """A failure worth another try: `short` for the retry line, `final` + `text` for the last one."""
+
+    def __init__(self, short: str, final: str, text: str, retry_after: float | None) -> None:
+        super().__init__(short)
+        self.short, self.final, self.text, self.retry_after = short, final, text, retry_after
+
+
+def _retry_after(response: object) -> float | None:
+    """Seconds the server asked to wait (retry-after-ms, or retry-after in seconds), at most 60."""
+    headers = getattr(response, "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        try:
+            seconds = float(value) * scale if value is not None else None
+        except ValueError:
+            seconds = None
+        if seconds is not None and 0 <= seconds <= 60:
+            return seconds
+    return None
+
 
 
 def _status_text(err: object) -> str:

@@ -37,6 +37,7 @@ from harness import adoption
 from harness.atomic import write_text_atomic
 from harness.bdrate import describe
 from harness.candidate import CONTRACT_TEXT
+from harness.config import SuiteConfig, load_suite_config
 from harness.errors import HarnessError
 from harness.evolve.attempt import AttemptJudge
 from harness.evolve.client import LLMClient, Reply, require_api_key
@@ -154,7 +155,7 @@ class Evolution:
         if self._client is None:
             self._client = LLMClient(
                 self.config.model, api_key=self.api_key, price=self.config.price(),
-                http_client=self._http_client,
+                http_client=self._http_client, on_retry=lambda text: self.say(f"evolve: {text}"),
             )
         return self._client
 
@@ -375,6 +376,11 @@ class Evolution:
         )
         return view, (doc or {})
 
+    def suite_config(self) -> SuiteConfig:
+        """The suite.toml the run's suite judges with (its --fixtures-dir, else the project's)."""
+        setup = self.settings.suite()
+        return load_suite_config((setup.fixtures_dir or Path(setup.root) / "fixtures") / "suite.toml")
+
     def prompt_inputs(self, records: list[dict], champion: LedgerEntry) -> PromptInputs:
         view, doc = self.champion_view(champion, records)
         suite = (doc.get("settings") or {}).get("suite") or {}
@@ -395,13 +401,7 @@ class Evolution:
             + f" is at most +{cfg.max_secondary_regression_percent:g} %",
             "its bitstreams and scores are not identical to an earlier candidate's",
         ]
-        limits = suite.get("limits") or {}
-        limit_text = ""
-        if isinstance(limits.get("wall_s"), (int, float)) and isinstance(limits.get("memory_bytes"), int):
-            limit_text = (
-                f"Each encode or decode call gets at most {limits['wall_s']:g} s and "
-                f"{limits['memory_bytes'] / 2**30:.1f} GiB of memory."
-            )
+        limit_text = self.suite_config().limits_text()
         k = self.config.prompt.history
         shown = records[-k:] if k else []
         attempts = [
