@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.errors import HarnessError
+from harness.toolbox import TRACKS, Track  # the tracks are the toolbox's (fixtures/toolbox.toml)
 
 __all__ = [
     "LEDGER_SCHEMA", "LEGACY_TRACK", "TRACKS", "Decision", "Ledger", "LedgerEntry", "LedgerError", "Track",
@@ -37,8 +38,6 @@ __all__ = [
 LEDGER_SCHEMA = 2
 READABLE_SCHEMAS = (1, 2)
 Decision = Literal["adopted", "rejected"]
-Track = Literal["native", "open"]
-TRACKS: tuple[Track, ...] = ("native", "open")
 LEGACY_TRACK: Track = "open"  # the track of a schema-1 line (see the module docstring)
 
 
