@@ -12,7 +12,7 @@ from harness.adoption.scores import bd_vs_from_points
 from harness.bdrate import bd_rate
 from harness.ledger import LedgerEntry, champion_of
 from harness.measure import Measurement
-from harness.results import Curve, RunResults, bd_between, load_report, mean_bd
+from harness.results import NO_CURVE, CandidateResults, Curve, RunResults, bd_between, load_report, mean_bd
 from harness.schema import ReportError, validate_report
 
 SAMPLE = Path(__file__).parent / "data" / "report_small.json"
@@ -42,6 +42,28 @@ def test_mean_bd_averages_comparable_clips_and_lists_the_others():
     assert empty["bd_rate"] is None and empty["worst_clip"] is None and empty["excluded"] == {"c": "not comparable"}
 
 
+def test_mean_bd_states_its_coverage_and_names_clips_without_a_result():
+    per_clip = {
+        "a": {"x265": {"psnr_yuv": _bd(4.0)}},
+        "c": {"x265": {"psnr_yuv": _bd(None, False, "quality ranges do not overlap")}},
+    }
+    slot = mean_bd(per_clip, ["a", "b", "c", "d"])["x265"]["psnr_yuv"]
+    assert slot["bd_rate"] == pytest.approx(4.0) and slot["clips"] == ["a"]
+    assert (slot["clips_covered"], slot["clips_total"]) == (1, 4)
+    assert slot["excluded"] == {"b": NO_CURVE, "c": "quality ranges do not overlap", "d": NO_CURVE}
+
+
+def test_a_candidates_overall_bd_counts_every_clip_it_was_judged_on():
+    measured = {"bitrate_bps": 1000.0, "metrics": {"psnr_yuv": 30.0}}
+    points = {
+        "a/r0": {"clip": "a", "measurement": measured, "failure": None},
+        "b/r0": {"clip": "b", "measurement": None, "failure": "decode failed"},
+    }
+    cand = CandidateResults(name="c", points=points, bd={"a": {"x265": {"psnr_yuv": _bd(12.0)}}})
+    slot = cand.bd_overall["x265"]["psnr_yuv"]
+    assert (slot["clips_covered"], slot["clips_total"], slot["excluded"]) == (1, 2, {"b": NO_CURVE})
+
+
 def _m(rate: float, psnr: float) -> Measurement:
     return Measurement(1, rate, 0.1, "0" * 64, "0" * 64, {"psnr_yuv": psnr}, {})
 
@@ -67,7 +89,16 @@ def test_a_report_round_trips_through_the_model(sample):
     for name, cand in results.candidates.items():
         raw = sample["candidates"][name]
         assert cand.summary == raw["summary"] and cand.passed_all == raw["passed_all"]
-        assert cand.bd_overall == raw["bd_overall"]
+        for ref, metrics in cand.bd_overall.items():
+            for metric, slot in metrics.items():
+                old = raw["bd_overall"][ref][metric]
+                assert {k: slot[k] for k in ("bd_rate", "clips", "values", "worst_clip")} == {
+                    k: old[k] for k in ("bd_rate", "clips", "values", "worst_clip")
+                }
+                # Coverage: every clip judged is either averaged or left out with its reason.
+                assert old["excluded"].items() <= slot["excluded"].items()
+                assert slot["clips_covered"] == len(slot["clips"])
+                assert slot["clips_total"] == len(slot["clips"]) + len(slot["excluded"]) == len(cand.clips())
 
 
 def test_bd_vs_from_the_model_equals_adoptions(sample):
