@@ -16,16 +16,12 @@ from dataclasses import dataclass, field
 
 from harness.bdrate import describe
 from harness.evolve.results import ClipScores, cut_text
+from harness.toolbox import load_toolbox
 
 __all__ = ["LIBRARIES", "SYSTEM_TEXT", "AttemptView", "ChampionView", "Prompt", "PromptInputs", "build_prompt"]
 
-LIBRARIES = (
-    "the Python standard library",
-    "numpy",
-    "OpenCV (`cv2`, headless)",
-    "zstandard",
-    "PyAV (`av`, FFmpeg's codecs: libx264, libx265, libsvtav1, libvpx, ...)",
-)
+# What a native candidate may import, from fixtures/toolbox.toml (the sandbox shows only these).
+LIBRARIES = ("the Python standard library", *(load_toolbox().catalogue[m].label for m in load_toolbox().modules("native")))
 
 SYSTEM_TEXT = """\
 You write lossy video codecs as single Python modules for a benchmark harness. Each module you
@@ -67,11 +63,12 @@ class PromptInputs:
     champion: ChampionView
     attempts: Sequence[AttemptView]  # oldest first
     libraries: Sequence[str] = LIBRARIES
+    track: str = "native"  # whose toolbox the sandbox section shows (fixtures/toolbox.toml)
     anchor: str = "x265"
     metric: str = "psnr_yuv"
     metric_label: str = "PSNR-YUV"
     rules: Sequence[str] = ()  # what adoption requires, one line each
-    limits: str = ""  # the sandbox's limits in words
+    limits: str = ""  # the limits in words: SuiteConfig.limits_text() of the config the gates judge with
 
 
 @dataclass(frozen=True)
@@ -186,7 +183,8 @@ def _render(inp: PromptInputs, plan: _Plan, cut: list[str]) -> str:
         "",
         "## The sandbox",
         "",
-        f"Importable: {libs}. Nothing else is installed (no torch, scipy or Pillow); no network, no files "
+        f"{load_toolbox().available_text(inp.track)} Nothing else is importable: the sandbox holds only "
+        f"these packages ({libs}); no network, no files "
         "outside a private empty /tmp, no environment variables, no state shared between encode and decode."
         + (f" {inp.limits}" if inp.limits else ""),
         "",

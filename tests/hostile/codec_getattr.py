@@ -14,7 +14,7 @@ _NAME = "im" + "en" + "code"
 
 def encode(video: Video, target_bitrate: float) -> bytes:
     codec = getattr(cv2, _NAME)
-    ok, data = codec(".webp", np.ascontiguousarray(video.y[0]), [cv2.IMWRITE_WEBP_QUALITY, 50])
+    _, data = codec(".webp", np.ascontiguousarray(video.y[0]), [cv2.IMWRITE_WEBP_QUALITY, 50])
     return struct.pack("<I", len(data)) + bytes(data)
 
 

@@ -12,7 +12,7 @@ from harness.video import Video
 
 def encode(video: Video, target_bitrate: float) -> bytes:
     fresh = importlib.reload(cv2)
-    ok, data = fresh.imencode(".jpg", np.ascontiguousarray(video.y[0]))
+    _, data = fresh.imencode(".jpg", np.ascontiguousarray(video.y[0]))
     return bytes(data)
 
 
