@@ -70,6 +70,26 @@ class SuiteConfig:
             raise ConfigError(f"unknown profile {name!r}; fixtures/suite.toml [profiles] defines: {known}")
         return found[name]
 
+    def call_cpu_budget_s(self, stage: str, mpixel_frames: float) -> float:
+        """The CPU seconds an encode or decode call of a clip of `mpixel_frames` may use."""
+        rate = self.encode_cpu_s_per_mpixel if stage == "encode" else self.decode_cpu_s_per_mpixel
+        return rate * mpixel_frames
+
+    def limits_text(self) -> str:
+        """The limits in words, as the evolve prompt and the README state them (the gates' own figures)."""
+        example = 1280 * 720 * 10 / 1e6
+        return (
+            f"Each encode or decode call may use {self.encode_cpu_s_per_mpixel:g} (encode) or "
+            f"{self.decode_cpu_s_per_mpixel:g} (decode) CPU seconds per megapixel-frame of the clip "
+            f"(width x height x frames / 1e6; every thread and child process counted; e.g. "
+            f"{self.call_cpu_budget_s('encode', example):g} s to encode and "
+            f"{self.call_cpu_budget_s('decode', example):g} s to decode 10 frames of 1280x720), and "
+            f"{self.peak_rss_bytes / 2**30:.1f} GiB of resident memory. Importing the module is timed "
+            f"apart from the call and may take {self.import_allowance_s:g} s. A call is killed after "
+            f"{self.limits.wall_s:g} s of wall time, {self.limits.cpu_s:g} s of CPU or "
+            f"{self.limits.memory_bytes / 2**30:.1f} GiB of address space."
+        )
+
     def to_json(self) -> dict[str, object]:
         return {
             "default_frames": self.default_frames,
