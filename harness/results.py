@@ -287,6 +287,27 @@ class CandidateResults:
             found = self._cheap_point(anchors, anchor, metric, fraction)
             if found:
                 out.append(f"{confirm} ({found})")
+        out += self.identical_to_anchors(anchors)
+        return out
+
+    def identical_to_anchors(self, anchors: Mapping) -> list[str]:
+        """"identical to the x265 anchor at r2 (clip, QP 27): same decoded frames": a wrapper that
+        reproduces an anchor's bitstream or frames is that anchor, whatever it calls itself."""
+        out: list[str] = []
+        for key, point in sorted(self.points.items()):
+            meas = (point or {}).get("measurement") or {}
+            clip, rung = point.get("clip"), point.get("rung")
+            mine = {"bitstream": meas.get("bitstream_sha256"), "decoded frames": meas.get("decoded_sha256")}
+            for anchor, curve in sorted(((anchors or {}).get(clip) or {}).items()):
+                for apoint in curve or ():
+                    theirs = (apoint or {}).get("measurement") or {}
+                    same = [what for what, sha in mine.items()
+                            if sha and sha == theirs.get("bitstream_sha256" if what == "bitstream" else "decoded_sha256")]
+                    if same:
+                        qp = apoint.get("qp")
+                        out.append(
+                            f"identical to the {anchor} anchor at {rung or key} ({clip}, QP {qp}): same {' and '.join(same)}"
+                        )
         return out
 
     def _cheap_point(self, anchors: Mapping, anchor: str, metric: str, fraction: float) -> str | None:

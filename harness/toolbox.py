@@ -499,13 +499,12 @@ def _wrap_av(module, guard: CodecGuard) -> None:
         module.CodecContext = _ContextFactory()
     if codec is not None:
         module.Codec = _CodecFactory()
+    # The public names only: PyAV's own (Cython) code type-checks against the real classes in
+    # av.codec.*, which stay as they are.
     for sub_name, attr, value in (
         ("av.codec", "CodecContext", module.CodecContext),
         ("av.codec", "Codec", module.Codec),
-        ("av.codec.context", "CodecContext", module.CodecContext),
-        ("av.codec.codec", "Codec", module.Codec),
         ("av.container", "open", open_),
-        ("av.container.core", "open", open_),
     ):
         sub = sys.modules.get(sub_name)
         if sub is not None and hasattr(sub, attr):
