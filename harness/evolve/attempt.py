@@ -6,16 +6,21 @@ one step at a time:
 - the candidate's name, fixed in pending.json before anything else is written;
 - the first ```python block of the reply (none: recorded as invalid, stage "extract");
 - the module staged in the attempt's folder and checked by reading (the same code as an earlier
-  attempt: rejected, stage "identical"; a module that does not meet the contract: invalid, stage
-  "check"), then written to the candidates folder with the loop's header;
+  attempt of this run or of another run beside it, or as a module in the candidates folder:
+  rejected before judging, stage "identical", naming which; a module that does not meet the
+  contract: invalid, stage "check"), then written to the candidates folder with the loop's header;
 - the suite on it (or, after a kill, the report a finished run left), its failure recorded
-  (stage "suite") or the adoption verdict recorded (stage "verdict").
+  (stage "suite") or the adoption verdict recorded (stage "verdict");
+- a module that was not adopted leaves the candidates folder for the attempt's folder
+  (candidate/NAME.py, as judged): only adopted code stays among the candidates.
 
 Every outcome is exactly one ledger entry (harness/evolve/judge.py).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +40,7 @@ from harness.evolve.extract import (
     check_module,
     code_sha256,
     extract_code,
+    strip_header,
 )
 from harness.evolve.judge import SuiteRun, record_rejection, record_verdict, run_suite
 from harness.evolve.log import RunDir, utc_stamp
@@ -45,6 +51,11 @@ if TYPE_CHECKING:
     from harness.evolve.loop import RunSettings
 
 __all__ = ["AttemptJudge"]
+
+_TRACK_HINT = {
+    "native": "remove the TRACK declaration; the codec must be the candidate's own",
+    "open": 'declare TRACK = "open"',
+}
 
 
 @dataclass
@@ -65,6 +76,11 @@ class AttemptJudge:
     @property
     def metric(self) -> str:
         return self.adoption.primary_metric
+
+    @property
+    def track(self) -> str:
+        """The track the run evolves: what a module must declare, whose champion it is judged against."""
+        return self.settings.config.suite.track
 
     @property
     def failure_chars(self) -> int:
@@ -91,12 +107,17 @@ class AttemptJudge:
         if not staged.exists():
             write_text_atomic(staged, code)
         record.update(code_sha256=digest)
-        twin = next((r for r in records if r.get("code_sha256") == digest), None)
+        twin = self.twin(digest, records, name)
         checked = check_module(staged)
         if twin is not None:
             return self._identical_source(record, twin, checked.sha256, staged, parent, evo)
         if checked.problem:
             why = f"the module does not meet the contract: {checked.problem}"
+            return self._invalid(record, why, checked.sha256, staged, parent, evo)
+        track = self.track
+        if checked.track != track:
+            why = (f"the module declares the {checked.track} track; this run evolves the {track} track "
+                   f"(its champion, its toolbox): {_TRACK_HINT[track]}")
             return self._invalid(record, why, checked.sha256, staged, parent, evo)
         why = self._install(n, name, code, request, reply, pending, record)
         if why is not None:
@@ -105,8 +126,44 @@ class AttemptJudge:
         suite = self._suite(n, name, adir)
         record["suite_s"] = round(suite.wall_s, 3)
         if suite.report is None:
-            return self._suite_failed(record, name, suite, parent, evo)
-        return self._verdict(record, records, name, suite, parent, evo)
+            return self._set_aside(self._suite_failed(record, name, suite, parent, evo), adir)
+        return self._set_aside(self._verdict(record, records, name, suite, parent, evo), adir)
+
+    def twin(self, digest: str, records: list[dict], name: str) -> dict | None:
+        """An earlier module with the same code: an attempt of this run, of another run in the same
+        folder (their attempts.jsonl), or a module in the candidates folder (header stripped) other
+        than `name`, this attempt's own (installed before a kill).
+        The record-like dict has `candidate`, `attempt` (None for a module) and `where`."""
+        for r in records:
+            if r.get("code_sha256") == digest:
+                return {**r, "where": f"attempt {r['attempt']} ({r['candidate']})"}
+        for log in sorted(self.rundir.path.parent.glob("*/attempts.jsonl")):
+            if log.parent == self.rundir.path:
+                continue
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line of a killed run
+                if isinstance(r, dict) and r.get("code_sha256") == digest:
+                    where = f"attempt {r.get('attempt')} ({r.get('candidate')}) of run {log.parent}"
+                    return {"candidate": r.get("candidate"), "attempt": None, "where": where}
+        for cand in discover_candidates(self.settings.candidates_dir):
+            if cand.name != name and cand.path.is_file():
+                text = cand.path.read_text(encoding="utf-8", errors="replace")
+                if digest in (code_sha256(text), code_sha256(strip_header(text))):
+                    return {"candidate": cand.name, "attempt": None, "where": f"{cand.name} in {cand.path.parent}"}
+        return None
+
+    def _set_aside(self, record: dict, adir: Path) -> dict:
+        """A module not adopted moves from the candidates folder to the attempt's, as it was judged."""
+        target = self.settings.candidates_dir / f"{record['candidate']}.py"
+        if record.get("decision") == "adopted" or not target.is_file():
+            return record
+        kept = adir / "candidate" / target.name
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(target, kept)
+        return {**record, "candidate_path": str(kept)}
 
     def pending(self, n: int, adir: Path, records: list[dict]) -> dict:
         """The attempt's candidate name and creation time, fixed in pending.json (kept on resume)."""
@@ -175,7 +232,7 @@ class AttemptJudge:
         """A reply without a usable module: recorded as invalid (the ledger gets the reply's hash)."""
         why = extracted.problem or "reply has no code"
         entry = record_rejection(
-            self.ledger, record["candidate"], code_sha256(reply.text), why, parent=parent,
+            self.ledger, record["candidate"], code_sha256(reply.text), why, parent=parent, track=self.track,
             extra={**evo, "stage": "extract", "source": "the reply (no module)"},
         )
         return {**record, "stage": "extract", "verdict": "invalid", "decision": entry.decision,
@@ -184,20 +241,19 @@ class AttemptJudge:
 
     def _identical_source(self, record: dict, twin: dict, sha: str, staged: Path, parent: str, evo: dict) -> dict:
         """The same module as an earlier attempt's: rejected without judging it again."""
-        why = (f"identical source to attempt {twin['attempt']} ({twin['candidate']}): the model returned the "
-               "same module; not judged again")
+        why = f"identical source to {twin['where']}: the model returned the same module; not judged"
         entry = record_rejection(
             self.ledger, record["candidate"], sha, why, parent=parent, identical_to=twin["candidate"],
-            extra={**evo, "stage": "identical"},
+            track=self.track, extra={**evo, "stage": "identical"},
         )
         return {**record, "stage": "identical", "verdict": "rejected", "decision": entry.decision,
                 "reason": why, "ledger_seq": entry.seq, "source_sha256": entry.source_sha256,
                 "candidate_path": str(staged), "identical_to": twin["candidate"],
-                "identical_attempt": twin["attempt"], "identical_kind": "the same source code"}
+                "identical_attempt": twin["attempt"], "identical_kind": f"the same source code as {twin['where']}"}
 
     def _invalid(self, record: dict, why: str, sha: str, staged: Path, parent: str, evo: dict) -> dict:
         """A module that does not pass the static checks: kept in the attempt's folder, recorded as rejected."""
-        entry = record_rejection(self.ledger, record["candidate"], sha, why, parent=parent,
+        entry = record_rejection(self.ledger, record["candidate"], sha, why, parent=parent, track=self.track,
                                  extra={**evo, "stage": "check"})
         return {**record, "stage": "check", "verdict": "invalid", "decision": entry.decision, "reason": why,
                 "failure": why, "ledger_seq": entry.seq, "source_sha256": entry.source_sha256,
@@ -207,7 +263,7 @@ class AttemptJudge:
         """The suite wrote no report that judged `name`: recorded as failed, with why."""
         why = suite.problem or "the suite failed"
         sha = next(c.sha256 for c in discover_candidates(self.settings.candidates_dir) if c.name == name)
-        entry = record_rejection(self.ledger, name, sha, cut_text(why, 2000), parent=parent,
+        entry = record_rejection(self.ledger, name, sha, cut_text(why, 2000), parent=parent, track=self.track,
                                  extra={**evo, "stage": "suite"})
         return {**record, "stage": "suite", "verdict": "failed", "decision": entry.decision,
                 "reason": cut_text(why, 400), "failure": cut_text(why, self.failure_chars * 2),

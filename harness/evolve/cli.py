@@ -25,6 +25,7 @@ from harness.evolve.config import default_config_path, load_config
 from harness.evolve.log import RunDir
 from harness.evolve.loop import Evolution, RunSettings
 from harness.evolve.prompt import build_prompt
+from harness.toolbox import TRACKS
 
 __all__ = ["cli_evolve", "register", "resolve_settings"]
 
@@ -35,7 +36,7 @@ _FIXED = {
     "candidates_dir": ("paths", "candidates_dir"), "ledger": ("paths", "ledger"),
     "cache_dir": ("paths", "cache_dir"), "fixtures_dir": ("paths", "fixtures_dir"),
     "adoption_config": ("paths", "adoption_config"),
-    "clips": ("suite", "clips"), "frames": ("suite", "frames"),
+    "track": ("suite", "track"), "clips": ("suite", "clips"), "frames": ("suite", "frames"),
     "model": ("model", "name"), "max_tokens": ("model", "max_tokens"), "temperature": ("model", "temperature"),
 }
 _ADJUSTABLE = {
@@ -51,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evolve",
         help="let the Anthropic API write candidates from the champion and judge each with the suite",
-        description="The evolution loop: build a prompt from the contract, the ledger's champion (code and "
+        description="The evolution loop, in one track (--track; native by default): build a prompt from the "
+        "contract, the track's toolbox, the ledger's champion of that track (code and "
         "scores) and the last attempts; ask the Messages API for a new module; write it to the candidates "
         "folder; judge it with the suite (pytest benchmarks/test_codecs.py, sandboxed); record the verdict in "
         "the ledger and RUN/attempts.jsonl; adopt it when it beats the champion. Stops on the iteration, token "
@@ -73,6 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--model", default=None, help="Messages API model id")
     f.add_argument("--max-tokens", type=int, default=None, help="max_tokens of a reply")
     f.add_argument("--temperature", type=float, default=None, help="sampling temperature (see fixtures/evolve.toml)")
+    f.add_argument(
+        "--track", choices=TRACKS, default=None,
+        help="the track to evolve: native (the default, fixtures/evolve.toml: the codec is the candidate's own) "
+        "or open (may wrap a library codec); its champion, its toolbox",
+    )
     f.add_argument("--clips", default=None, help="the suite's --clips (set name, folder or manifest)")
     f.add_argument("--frames", type=int, default=None, help="the suite's --frames (0 = its default)")
     f.add_argument("--candidates-dir", type=Path, default=None, help="where candidates go (default: candidates)")
@@ -127,7 +134,7 @@ def resolve_settings(args: argparse.Namespace, *, now: datetime | None = None) -
         return stored, True
     config = load_config(args.config or default_config_path())
     adjust.setdefault("model", {}).update(name=args.model, max_tokens=args.max_tokens, temperature=args.temperature)
-    adjust.setdefault("suite", {}).update(clips=args.clips, frames=args.frames)
+    adjust.setdefault("suite", {}).update(track=getattr(args, "track", None), clips=args.clips, frames=args.frames)
     config = config.with_overrides(**adjust)
     settings = RunSettings(
         run_dir=run.path,

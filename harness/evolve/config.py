@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.toolbox import TRACKS
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -57,6 +58,7 @@ class StopSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class SuiteSettings:
+    track: str = "native"  # the track the run evolves (harness.toolbox.TRACKS): its champion, its toolbox
     clips: str = "default"
     frames: int = 0  # 0 = the suite's default
     timeout_s: float = 3600.0
@@ -132,7 +134,7 @@ _TABLES = {
     "model": {"name": str, "max_tokens": int, "temperature": (int, float), "max_retries": int, "timeout_s": (int, float)},
     "prompt": {"char_budget": int, "history": int, "failure_chars": int},
     "stop": {"iterations": int, "max_total_tokens": int, "max_cost_usd": (int, float), "patience": int},
-    "suite": {"clips": str, "frames": int, "timeout_s": (int, float), "extra_args": list},
+    "suite": {"track": str, "clips": str, "frames": int, "timeout_s": (int, float), "extra_args": list},
 }
 _PRICE_KEYS = {"input", "output", "cache_write", "cache_read"}
 
@@ -224,5 +226,7 @@ def check(config: EvolveConfig, where: str) -> None:
         problems.append("stop.iterations, stop.max_total_tokens and stop.patience must be >= 1, stop.max_cost_usd >= 0")
     if u.frames < 0 or u.timeout_s <= 0:
         problems.append("suite.frames must be >= 0 and suite.timeout_s > 0")
+    if u.track not in TRACKS:
+        problems.append(f"suite.track = {u.track!r} must be one of {', '.join(TRACKS)}")
     if problems:
         raise ConfigError(f"{where}: {'; '.join(problems)}")

@@ -81,9 +81,9 @@ def _existing(ledger: Ledger, name: str, source_sha256: str) -> LedgerEntry | No
 def record_rejection(
     ledger: Ledger, name: str, source_sha256: str, reason: str, *, parent: str | None,
     reasons: list[str] | None = None, report: Path | None = None, verdict: adoption.Verdict | None = None,
-    extra: dict | None = None, identical_to: str | None = None,
+    extra: dict | None = None, identical_to: str | None = None, track: str = "native",
 ) -> LedgerEntry:
-    """Append a "rejected" entry for a candidate that failed or never reached the suite (once).
+    """Append a "rejected" entry in `track` for a candidate that failed or never reached the suite (once).
 
     The entry is built by `harness.adoption.recording.ledger_entry`, as `adopt`'s are."""
     earlier = _existing(ledger, name, source_sha256)
@@ -96,8 +96,9 @@ def record_rejection(
         decision="rejected",
         reason=reason,
         parent=parent,
-        champion=ledger.champion(),
+        champion=ledger.champion(track),
         verdict=verdict,
+        track=track,
         report=str(report) if report is not None else None,
         report_sha256=report_sha,
         reasons=reasons or [reason],
