@@ -42,7 +42,12 @@ encode and decode each run in a fresh sandboxed process (bubblewrap): no network
 file system, a private empty /tmp, no environment variables, limited time, memory and
 processes. decode receives only the bitstream: no files, globals or environment survive from
 encode. Both must be deterministic: the same input gives the same bytes and frames every run,
-whatever the thread count or hash seed.
+whatever the thread count or hash seed. A torch candidate calls torch.set_num_threads(1) and
+torch.use_deterministic_algorithms(True) at import, and keeps exact whatever the decoder must
+reproduce: integer dtypes, or integer values in float64 with every product and partial sum
+below 2**53 (exact in any summation order), never a float32 result rounded at a threshold. It
+may run on CUDA (`--sandbox-gpu`) only when `torch.cuda.is_available()` and the results equal
+the CPU's bit for bit (cuDNN's convolutions are not exact: turn cuDNN off); else on the CPU.
 """
 
 
