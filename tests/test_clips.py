@@ -42,7 +42,7 @@ def test_folder_and_unknown_names(tmp_path, shared_fixtures):
     (tmp_path / "readme.txt").write_text("not a clip")
     name, clips = resolve_clip_set(str(tmp_path), config=CONFIG, root=REPO)
     assert [c.name for c in clips] == ["park"]
-    with pytest.raises(ClipError, match=r"neither a clip set \(default, shared\)"):
+    with pytest.raises(ClipError, match=r"neither a clip set \(default, shared, standard\)"):
         resolve_clip_set("nonesuch", config=CONFIG, root=REPO)
     empty = tmp_path / "empty"
     empty.mkdir()
