@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from harness.measure import SUITE_METRICS, Measurement, bitrate_bps, measure, metrics_for
+from harness.measure import SUITE_METRICS, Measurement, bitrate_bps, luma_correlation, measure, metrics_for
 from harness.metrics import PSNR_CAP_DB, compute_metrics
 from harness.video import Video
 from tests.conftest import synthetic, x264_round_trip
@@ -91,5 +91,28 @@ def test_json_round_trip_keeps_every_field():
     data = m.to_json()
     assert set(data) == {
         "bytes", "bitrate_bps", "bits_per_pixel", "bitstream_sha256", "decoded_sha256", "metrics", "per_frame",
+        "luma_correlation",
     }
     assert Measurement.from_json(data) == m
+    older = {k: v for k, v in data.items() if k != "luma_correlation"}  # cached before it was recorded
+    assert Measurement.from_json(older).luma_correlation is None and Measurement.from_json(older).mean_luma_correlation is None
+
+
+def test_luma_correlation_is_near_one_for_a_coarse_decode_and_zero_for_a_flat_one():
+    source = synthetic(64, 48, 3)
+    coarse = x264_round_trip(synthetic(64, 48, 3), 45)  # a very low rate: blurred, but the picture
+    values = luma_correlation(source, coarse)
+    assert len(values) == 3 and all(0.8 < v <= 1.0 for v in values), values
+    assert luma_correlation(source, source) == pytest.approx((1.0, 1.0, 1.0))
+    grey = Video(np.full_like(source.y, 128), source.u, source.v, source.fps)
+    assert luma_correlation(source, grey) == (0.0, 0.0, 0.0)
+    inverted = Video(255 - source.y, source.u, source.v, source.fps)
+    assert luma_correlation(source, inverted) == pytest.approx((-1.0, -1.0, -1.0))
+    # A flat source frame has nothing to reproduce: no correlation, left out of the mean.
+    flat_y = source.y.copy()
+    flat_y[1] = 77
+    flat = Video(flat_y, source.u, source.v, source.fps)
+    values = luma_correlation(flat, coarse)
+    assert values[1] is None and values[0] is not None
+    m = measure(flat, b"abc", coarse, metrics=("psnr",))
+    assert m.mean_luma_correlation == pytest.approx((values[0] + values[2]) / 2)
