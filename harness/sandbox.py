@@ -211,6 +211,53 @@ def _library_dirs() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     return tuple(minimal), tuple(sorted(blank_dirs)), tuple(sorted(blank_files))
 
 
+def _is_program(path: str, st: os.stat_result) -> bool:
+    """An ELF executable (not a shared object): what a package may ship beside its libraries (torch/bin)."""
+    import stat
+
+    if not (stat.S_ISREG(st.st_mode) and st.st_mode & 0o111) or ".so" in os.path.basename(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+_NOT_PROGRAMS = frozenset({".py", ".pyi", ".pyc", ".h", ".hpp", ".cuh", ".c", ".cpp", ".txt", ".json", ".md",
+                           ".cmake", ".a", ".typed", ".pxd", ".pyx", ".yaml", ".ttf", ".png", ".npz", ".npy"})
+
+
+@functools.lru_cache(maxsize=4)
+def _toolbox_view(track: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """((host entry, sandbox path) per top-level entry of the track's toolbox, sandbox folders to blank):
+    the folders of the packages that hold programs (torch/bin, torch/test) are blanked."""
+    import importlib.metadata
+
+    from harness.toolbox import load_toolbox, record_paths
+
+    box = load_toolbox()
+    entries = tuple((str(e), f"{SANDBOX_SITE}/{e.name}") for e in box.sandbox_entries(track))
+    blank: set[str] = set()
+    # The distributions' own file lists (RECORD), not a walk of their trees: sympy + torch are 20k files.
+    for name in box.distributions(track):
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for rel in record_paths(dist):
+            if rel.startswith("..") or os.path.splitext(rel)[1] in _NOT_PROGRAMS or "/" not in rel:
+                continue
+            full = str(dist.locate_file(rel))
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if _is_program(full, st):
+                blank.add(f"{SANDBOX_SITE}/{os.path.dirname(rel)}")
+    return entries, tuple(sorted(blank))
+
+
 def _mkdirs_args(path: str, made: set[str]) -> list[str]:
     """bwrap creates missing parents 0700 when it runs as root; make them traversable."""
     args: list[str] = []
@@ -291,8 +338,11 @@ class Sandbox:
         from harness.toolbox import DEFAULT_PATH, load_toolbox
 
         args += _mkdirs_args(f"{SANDBOX_SITE}/x", made)
-        for entry in load_toolbox().sandbox_entries(track):
-            args += ["--ro-bind", str(entry), f"{SANDBOX_SITE}/{entry.name}"]
+        entries, programs = _toolbox_view(track)
+        for host, inside in entries:
+            args += ["--ro-bind", host, inside]
+        for inside in programs:
+            args += ["--tmpfs", inside]
         args += self._hide_args(made, load_toolbox().sandbox_entries(track))
         args += _mkdirs_args(f"{SANDBOX_LIB}/harness", made)
         args += ["--ro-bind", str(harness_dir), f"{SANDBOX_LIB}/harness"]

@@ -181,12 +181,21 @@ def _entries(distributions: tuple[str, ...]) -> tuple[Path, ...]:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-        tops = {Path(str(f)).parts[0] for f in dist.files or () if str(f) and not str(f).startswith("..")}
+        tops = {f.split("/", 1)[0] for f in record_paths(dist) if f and not f.startswith("..")}
         for top in tops - {"__pycache__"}:
             located = Path(str(dist.locate_file(top)))
             if located.exists():
                 found.add(located)
     return tuple(sorted(found))
+
+
+def record_paths(dist: importlib.metadata.Distribution) -> list[str]:
+    """The paths a distribution installed (its RECORD, relative to site-packages), read as text:
+    `Distribution.files` builds an object per path (torch has 15k, 0.7 s)."""
+    import csv
+
+    text = dist.read_text("RECORD") or ""
+    return [row[0] for row in csv.reader(text.splitlines()) if row]
 
 
 def load_toolbox(path: Path | None = None) -> Toolbox:

@@ -394,3 +394,71 @@ def test_peak_memory_is_the_candidates_not_the_parents(tmp_path, mode):
         del ballast
     assert 200 << 20 < quiet < 600 << 20, quiet >> 20
     assert abs(loaded - quiet) < 64 << 20, (quiet >> 20, loaded >> 20)
+
+
+TOOLBOX_PROBE = '''"""Toolbox probe: tries modules outside the toolbox and every route to an executable."""
+import glob, json, os, sys
+
+TRACK = {track!r}
+
+
+def _try(fn):
+    try:
+        return "ok: " + str(fn())[:100]
+    except BaseException as err:
+        return f"{{type(err).__name__}}: {{err}}"[:300]
+
+
+def _executables():
+    found = []
+    for root in ["/", *sys.path]:
+        for dirpath, dirnames, filenames in os.walk(root if root != "/" else "/usr"):
+            if dirpath.startswith(("/proc", "/sys", "/dev")):
+                continue
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if ".so" not in name and os.access(path, os.X_OK) and os.path.isfile(path):
+                    with open(path, "rb") as f:
+                        if f.read(4) == b"\\x7fELF":  # a program (scripts need one to run them)
+                            found.append(path)
+    return sorted(set(found))
+
+
+def encode(video, target_bitrate):
+    out = {{m: _try(lambda m=m: __import__(m)) for m in ("scipy", "PIL", "anthropic", "imageio_ffmpeg", "skimage", "av")}}
+    out["sh"] = _try(lambda: __import__("subprocess").run(["/bin/sh", "-c", "true"]))
+    out["python"] = _try(lambda: __import__("subprocess").run([sys.executable, "-c", "pass"]))
+    out["paths"] = {{p: os.path.exists(p) for p in ("/bin/sh", "/usr/bin", "/bin", "/sbin", "/usr/local/bin")}}
+    out["executables"] = _executables()
+    out["interpreter"] = os.path.realpath(sys.executable)
+    return json.dumps(out).encode()
+
+
+def decode(bitstream):
+    raise NotImplementedError
+'''
+
+
+@pytest.mark.parametrize("track", ["native", "open"])
+def test_only_the_toolbox_imports_and_no_executable_runs(tmp_path, track):
+    """Inside the sandbox scipy, PIL, anthropic and imageio_ffmpeg are not there (the toolbox message
+    says what is), no executable but the interpreter is visible, and none can be run."""
+    from harness.toolbox import load_toolbox
+
+    (tmp_path / "toolprobe.py").write_text(TOOLBOX_PROBE.format(track=track))
+    cand = discover_candidates(tmp_path)[0]
+    assert cand.track == track
+    outcome, data = Runner(sandbox=Sandbox(mode="bwrap"), limits=LIMITS).encode(cand, _tiny_video(), 1e6)
+    assert outcome.ok, outcome.details()
+    got = json.loads(data)
+    available = load_toolbox().available_text(track)
+    for module in ("scipy", "PIL", "anthropic", "imageio_ffmpeg", "skimage"):
+        assert got[module] == f"ModuleNotFoundError: No module named '{module}': it is not in the {track} toolbox. {available}"[:300], got[module]
+    if track == "native":
+        assert got["av"].startswith("ModuleNotFoundError: No module named 'av': PyAV (av) is a library codec; a native")
+    else:
+        assert got["av"].startswith("ok: "), got["av"]
+    for route in ("sh", "python"):
+        assert got[route].startswith("PermissionError: running an executable (subprocess.Popen"), got[route]
+    assert not any(got["paths"].values()), got["paths"]
+    assert got["executables"] in ([], [got["interpreter"]]), got["executables"][:20]
