@@ -112,6 +112,7 @@ def _meta_rows(view: ReportView) -> list[tuple[str, str]]:
             ),
         ),
         ("Git commit", git_text),
+        *([("Champions", view.champions_text() + " (each candidate vs its own track's)")] if view.champions_text() else []),
         ("Clip set", clips_text),
         *[(f"Left out: {clip}", f"not judged: {why}") for clip, why in view.dropped_clips().items()],
         ("Rate points", rates),
@@ -356,7 +357,9 @@ def _points_table(view: ReportView, clip: str) -> str:
                     f"<td class='n'>{fmt_num(metrics.get(k), f)}</td>"
                     for k, f in (("psnr_yuv", ".2f"), ("ssim_y", ".4f"), ("vmaf", ".2f"))
                 )
-                + f"<td class='n'>{fmt_num(enc.get('wall_s'), '.2f')}</td><td class='n'>{fmt_num(dec.get('wall_s'), '.2f')}</td>"
+                + _call_cells(enc)
+                + _call_cells(dec)
+                + f"<td class='n'>{fmt_num(_max_of(enc, dec, 'import_s'), '.2f')}</td>"
                 f"<td class='n'>{(f'{rss / 2**20:.0f}' if rss else 'n/a')}</td><td>{status}</td></tr>"
             )
     for anchor, points in as_dict(view.anchors.get(clip)).items():
@@ -371,19 +374,38 @@ def _points_table(view: ReportView, clip: str) -> str:
                     f"<td class='n'>{fmt_num(metrics.get(k), f)}</td>"
                     for k, f in (("psnr_yuv", ".2f"), ("ssim_y", ".4f"), ("vmaf", ".2f"))
                 )
-                + f"<td class='n'>{fmt_num(p.get('encode_s'), '.2f')}</td><td class='n'>{fmt_num(p.get('decode_s'), '.2f')}</td>"
+                + f"<td class='n'>–</td><td class='n'>{fmt_num(p.get('encode_s'), '.2f')}</td>"
+                f"<td class='n'>–</td><td class='n'>{fmt_num(p.get('decode_s'), '.2f')}</td><td class='n'>–</td>"
                 f"<td class='n'>n/a</td><td>{'cached' if p.get('cached') else 'encoded'}</td></tr>"
             )
     if not rows:
         return ""
     head = (
         "<tr><th>Codec</th><th>Point</th><th>Target kbps</th><th>kbps</th><th>PSNR-YUV</th><th>SSIM-Y</th>"
-        "<th>VMAF</th><th>Encode s</th><th>Decode s</th><th>Peak MiB</th><th>Status</th></tr>"
+        "<th>VMAF</th><th title='CPU seconds of the encode call alone (what the limits budget judges)'>Encode CPU s</th>"
+        "<th title='wall seconds of the whole sandboxed process'>Encode wall s</th>"
+        "<th title='CPU seconds of the decode call alone'>Decode CPU s</th><th>Decode wall s</th>"
+        "<th title='wall seconds of importing the candidate (the larger of encode and decode)'>Import s</th>"
+        "<th>Peak MiB</th><th>Status</th></tr>"
     )
     return (
         f"<details><summary>Rate points ({len(rows)})</summary><table class='points'><thead>{head}</thead>"
         f"<tbody>{''.join(rows)}</tbody></table></details>"
     )
+
+
+def _call_cells(call: dict) -> str:
+    """A call's own CPU seconds and its process's wall seconds; the call's wall time as a tooltip."""
+    title = f"call {fmt_num(call.get('call_s'), '.3f')} s wall, import {fmt_num(call.get('import_s'), '.2f')} s"
+    return (
+        f"<td class='n' title='{esc(title)}'>{fmt_num(call.get('call_cpu_s'), '.2f')}</td>"
+        f"<td class='n'>{fmt_num(call.get('wall_s'), '.2f')}</td>"
+    )
+
+
+def _max_of(a: dict, b: dict, key: str) -> float | None:
+    values = [v for v in (as_float(a.get(key)), as_float(b.get(key))) if v is not None]
+    return max(values) if values else None
 
 
 def _captured(view: ReportView, nodeid: str, reason: object) -> str:

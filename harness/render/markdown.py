@@ -93,6 +93,7 @@ def _header(view: ReportView) -> list[str]:
             f"{md_escape(view.profile_text()) + ', ' if view.profile_text() else ''}"
             f"clip set {md_escape(view.settings.get('clip_set', 'n/a'))}, "
             f"{fmt_num(view.settings.get('frames'), '.0f')} frames · tests: {totals}"
+            + (f" · {md_escape(view.champions_text(), 300)}" if view.champions_text() else "")
         ),
         "",
         *[

@@ -47,13 +47,15 @@ def leaderboard_lines(doc: Mapping, report: Path | None = None) -> list[str]:
         row = [f"{name} ({view.track_label(name)})", words] + [_bd(view.overall(name, m)) for m in view.bd_metrics]
         row += [ratio_words(view.complexity(name), axis) for axis in ("encode", "decode")]
         champ, results = view.champion(name)
-        row.append(_bd(as_dict(results.get(view.primary))) if champ and results else "-")
+        row.append(f"{_bd(as_dict(results.get(view.primary)))} vs {champ}" if champ and results else "-")
         worst = view.worst_clip(name)
         row.append(f"{worst[0]} {worst[1]:+.1f} %" if worst else "-")
         rows.append(row)
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.append("BD-rate: % more (+) or fewer (-) bits than the reference at equal quality (clips averaged/judged)")
+    if view.champions_text():
+        lines.append(f"vs champion: against the champion of the candidate's own track; {view.champions_text()}")
     lines += [line for line in (_left_out(view, name) for name in view.order()) if line]
     lines.append(
         "enc/dec vs x265: CPU time per megapixel-frame over x265's (medium) and its decoder's, measured in this run; "

@@ -297,6 +297,19 @@ class ReportView:
         value = as_float(values.get(clip))
         return (clip, value) if value is not None else None
 
+    def champions_text(self) -> str:
+        """"native champion dct_inter (ledger seq 2); open champion x264_pyav (ledger seq 1)": each track's
+        champion the run compared candidates with ('none yet' for a track without one), or '' when the
+        report predates tracks."""
+        per_track = as_dict(self.doc.get("champions"))
+        parts = []
+        for track, info in per_track.items():
+            info = as_dict(info)
+            name = info.get("name")
+            seq = f" (ledger seq {info['ledger_seq']})" if isinstance(info.get("ledger_seq"), int) else ""
+            parts.append(f"{track} champion {name}{seq}" if isinstance(name, str) else f"{track} champion: none yet")
+        return "; ".join(parts)
+
     def champion(self, name: str) -> tuple[str | None, dict]:
         """(champion name, {metric: result}) from candidates[name]["bd_vs_champion"], if present."""
         data = as_dict(as_dict(self.candidates.get(name)).get("bd_vs_champion"))
