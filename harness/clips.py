@@ -69,9 +69,12 @@ def _package_files(package: str, set_name: str) -> dict[str, object]:
         ) from err
 
 
-def _listed_clips(name: str, entry: dict, config: Path, root: Path) -> list[Clip]:
+def _listed_clips(
+    name: str, entry: dict, config: Path, root: Path, problems: dict[str, str] | None = None
+) -> list[Clip]:
     """The clips a set lists, each `{name, file, frames?}` read from the set's (or its own) `package`
-    or `folder` (relative to `root`); `frames` caps the frames the suite reads of it."""
+    or `folder` (relative to `root`); `frames` caps the frames the suite reads of it. With `problems`
+    given, a listed file that is not there is left out and recorded there instead of failing the set."""
     clips, packages = [], {}
     for i, item in enumerate(entry["clips"]):
         where = f"clip set {name!r} in {config}, clip #{i + 1}"
@@ -93,7 +96,11 @@ def _listed_clips(name: str, entry: dict, config: Path, root: Path) -> list[Clip
         else:
             path = (root / folder / item["file"]).resolve()
             if not path.is_file():
-                raise ClipError(f"clip set {name!r}: clip {item['name']!r} reads {path}, which does not exist here")
+                why = f"clip set {name!r}: clip {item['name']!r} reads {path}, which does not exist here"
+                if problems is None:
+                    raise ClipError(why)
+                problems[item["name"]] = why
+                continue
         clips.append(Clip(name=item["name"], path=path, frames=frames))
     return clips
 
@@ -201,13 +208,14 @@ def resolve_clip_set(
 ) -> tuple[str, list[Clip]]:
     """(set name, clips) for a set name in `config`, a folder, or a manifest .toml.
 
-    With `problems` given, a manifest entry that cannot be fetched or verified is left out and its
-    error recorded there (clip name -> problem) instead of failing the whole set."""
+    With `problems` given, a manifest entry that cannot be fetched or verified, or a listed file
+    that is not there, is left out and its error recorded there (clip name -> problem) instead of
+    failing the whole set."""
     sets = _load_sets(config)
     if spec in sets:
         entry = sets[spec]
         if isinstance(entry.get("clips"), list):
-            return spec, _listed_clips(spec, entry, config, root)
+            return spec, _listed_clips(spec, entry, config, root, problems)
         if "folder" in entry:
             folder = (root / entry["folder"]).resolve()
             if not folder.is_dir():

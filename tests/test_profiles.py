@@ -181,3 +181,31 @@ def test_reports_name_the_profile_and_full_range_clips():
     md, page = render_markdown(full), render_html(full)
     assert f"clip `{clip}` is **full range**" in md and "profile quick (frames given over it)" in md
     assert "<b>full range</b>" in page and f"{clip}: full range" in page
+
+
+def test_a_listed_clip_that_is_not_there_is_left_out_and_named(tmp_path):
+    """A checkout without ../shared (e.g. CI on GitHub) runs the standard profile's other clips and says
+    which were left out (settings.dropped_clips, shown in every report)."""
+    config = tmp_path / "clipsets.toml"
+    shared = (REPO.parent / "shared" / "fixtures").resolve()
+    config.write_text(
+        "[sets.mine]\ndescription = 'test'\nclips = [\n"
+        f"  {{ name = 'park', folder = '{shared}', file = 'svt_park_joy_160x90_10f.y4m', frames = 3 }},\n"
+        "  { name = 'gone', folder = 'nowhere', file = 'gone.mkv' },\n]\n",
+        encoding="utf-8",
+    )
+    problems: dict[str, str] = {}
+    _, clips = resolve_clip_set("mine", config=config, root=tmp_path, problems=problems)
+    assert [c.name for c in clips] == ["park"] and list(problems) == ["gone"]
+    assert "gone.mkv, which does not exist here" in problems["gone"]
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+    for name in ("suite.toml", "anchors.toml", "adoption.toml", "complexity.toml"):
+        if (REPO / "fixtures" / name).exists():
+            (fixtures / name).write_text((REPO / "fixtures" / name).read_text())
+    config.rename(fixtures / "clipsets.toml")
+    options = SuiteOptions(clips="mine", fixtures_dir=fixtures, sandbox="none", candidates=("dct_inter",),
+                           ledger=tmp_path / "ledger.jsonl", cache_dir=tmp_path / "c", candidates_dir=REPO / "candidates")
+    judge, info = build_judge(options, tmp_path)
+    assert list(judge.clips) == ["park"] and judge.max_frames == 10
+    assert "gone.mkv, which does not exist here" in info["settings"]["dropped_clips"]["gone"]
