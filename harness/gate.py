@@ -368,6 +368,7 @@ def run_gate(
         champs = champions(entries)
         champion = champs["native"]
         _note_judge_changes(repo, base, changed, notes)
+        notes += working_tree_notes(repo)
 
         result = GateResult(exit_code=0, changed=changed, removed=removed, champion=champion, champions=champs)
         if not changed:
@@ -463,6 +464,31 @@ def _note_judge_changes(repo: Path, base: str, changed: Sequence[str], notes: li
         )
 
 
+def working_tree_notes(repo: Path) -> list[str]:
+    """Notes on candidates judged from the working tree rather than from commits: untracked or
+    uncommitted ones (judged here, but a pull request of the branch would not carry them as judged),
+    and files git ignores inside a candidate package (the suite reads them, a clone would lack them)."""
+    def under_candidates(*args: str) -> list[str]:
+        return [p for p in _paths(_git(repo, *args)) if _candidate_name(p) and not p.endswith(".pyc")]
+
+    notes = []
+    untracked = under_candidates("ls-files", "--others", "--exclude-standard", "-z")
+    uncommitted = under_candidates("diff", "--name-only", "--no-renames", "-z", "HEAD")
+    ignored = [
+        p for p in under_candidates("ls-files", "--others", "--ignored", "--exclude-standard", "-z")
+        if "__pycache__" not in p.split("/")
+    ]
+    for paths, what in (
+        (untracked, "untracked (not in any commit): judged from the working tree, but not part of the branch"),
+        (uncommitted, "changed since the last commit: judged as they are now, not as committed"),
+        (ignored, "ignored by git: read by the suite, absent from a clone of the branch"),
+    ):
+        if paths:
+            listed = ", ".join(paths[:8]) + (", …" if len(paths) > 8 else "")
+            notes.append(f"{listed} {'is' if len(paths) == 1 else 'are'} {what}")
+    return notes
+
+
 def _suite_candidates(
     repo: Path, changed: Sequence[str], champs: Mapping[Track, LedgerEntry | None]
 ) -> list[str]:
@@ -527,6 +553,8 @@ def _report_notes(report: Path, doc: Mapping) -> list[str]:
     for champ_info in (doc.get("champions") or {"native": doc.get("champion")}).values():
         if isinstance(champ_info, dict) and champ_info.get("warning"):
             notes.append(str(champ_info["warning"]))
+    for clip, why in ((doc.get("settings") or {}).get("dropped_clips") or {}).items():
+        notes.append(f"clip {clip} was left out of judging, not blamed on any candidate: {why}")
     note = _render_html(report, doc)
     if note:
         notes.append(note)

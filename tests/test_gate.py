@@ -295,6 +295,15 @@ def test_changed_candidates_from_commits_worktree_and_untracked_files(tmp_path):
     (cands / "__pycache__").mkdir()
     (cands / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
     assert gate.changed_candidates(repo, "main") == (["a", "new", "pkg", "staged"], ["gone"])
+    (repo / ".gitignore").write_text("*.bin\n")
+    (cands / "pkg" / "weights.bin").write_bytes(b"\1")  # read by the suite, never in a clone
+    notes = gate.working_tree_notes(repo)
+    assert notes == [
+        "candidates/new.py is untracked (not in any commit): judged from the working tree, but not part of the branch",
+        "candidates/a.py, candidates/staged.py are changed since the last commit: judged as they are now, "
+        "not as committed",
+        "candidates/pkg/weights.bin is ignored by git: read by the suite, absent from a clone of the branch",
+    ], notes
     git(repo, "checkout", "-q", "-f", "main")
     git(repo, "clean", "-qfdx")
     assert gate.changed_candidates(repo, "main") == ([], [])
