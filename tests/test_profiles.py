@@ -209,3 +209,39 @@ def test_a_listed_clip_that_is_not_there_is_left_out_and_named(tmp_path):
     judge, info = build_judge(options, tmp_path)
     assert list(judge.clips) == ["park"] and judge.max_frames == 10
     assert "gone.mkv, which does not exist here" in info["settings"]["dropped_clips"]["gone"]
+
+
+def test_calibration_script_reads_x264_against_x265_from_a_report(tmp_path):
+    """scripts/calibration REPORT: x264's BD-rate against x265 per clip and the mean, as bd_rate computes it."""
+    import subprocess
+    import sys
+
+    from harness.bdrate import bd_rate
+
+    report = REPO / "tests" / "data" / "report_small.json"
+    out = tmp_path / "figures.json"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "calibration"), str(report), "--json", str(out)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    figures = json.loads(out.read_text())
+    doc = json.loads(report.read_text())
+    expected = []
+    for clip, anchors in doc["anchors"].items():
+        pairs = {
+            a: [(p["measurement"]["bitrate_bps"], p["measurement"]["metrics"]["psnr_yuv"]) for p in anchors[a]]
+            for a in ("x265", "x264")
+        }
+        want = bd_rate(pairs["x265"], pairs["x264"]).bd_rate
+        assert figures["clips"][clip]["x264"]["psnr_yuv"] == pytest.approx(want, abs=1e-9)
+        assert f"| {clip} |" in run.stdout and f"{want:+.1f} %" in run.stdout
+        expected.append(want)
+    overall = figures["overall"]["x264"]["psnr_yuv"]
+    assert overall["mean"] == pytest.approx(sum(expected) / len(expected)) and overall["clips"] == len(expected)
+    assert "OUTSIDE the plausible band +15..+70 %" in run.stdout  # 5 frames: x264 close to x265
+    empty = copy.deepcopy(doc)
+    empty["anchors"] = {}
+    (tmp_path / "empty.json").write_text(json.dumps(empty))
+    none = subprocess.run([sys.executable, str(REPO / "scripts" / "calibration"), str(tmp_path / "empty.json")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert none.returncode == 2 and "holds no anchor curves" in none.stderr
