@@ -72,7 +72,8 @@ def test_good_candidate_is_adopted(project):
     assert {c.name: c.sha256 for c in discover_candidates(project["cands"])}[name] == champion.source_sha256
 
     assert f"attempt 1/1 {name}: ADOPTED" in out and "vs x265" in out and "fewer bits" in out
-    assert "best attempt: 1" in out and "adopted 1, rejected 0, failed 0, invalid 0" in out
+    assert "best attempt: 1" in out and "adopted 1, rejected 0 (failed the suite 0, no valid module 0)" in out
+    assert f"written to the ledger {project['ledger']}: seq {record['ledger_seq']} {name} adopted" in out
     assert (project["run"] / "summary.md").is_file()
 
 
@@ -102,7 +103,8 @@ def test_reply_without_code_is_recorded(project):
     assert "arithmetic coder" in (project["run"] / "attempts" / "0001" / "reply.md").read_text()
     [entry] = new_entries(project)
     assert entry.decision == "rejected" and entry.reason.startswith("reply has no code")
-    assert "INVALID" in out and "reply has no code" in out
+    assert "REJECTED (no valid module)" in out and "reply has no code" in out and "INVALID" not in out
+    assert f"written to the ledger {project['ledger']}: seq {entry.seq} {record['candidate']} rejected" in out
 
 
 def test_hostile_candidate_is_stopped_by_the_sandbox(project):
@@ -115,7 +117,11 @@ def test_hostile_candidate_is_stopped_by_the_sandbox(project):
     assert "not visible" in record["failure"] and "Network is unreachable" in record["failure"]
     [entry] = new_entries(project)
     assert entry.decision == "rejected" and "not visible" in entry.reason
-    assert (project["cands"] / f"{record['candidate']}.py").exists()  # kept, as every attempt
+    # not adopted: out of the candidates folder, kept in the attempt's as it was judged
+    assert not (project["cands"] / f"{record['candidate']}.py").exists()
+    kept = project["run"] / "attempts" / "0001" / "candidate" / f"{record['candidate']}.py"
+    assert record["candidate_path"] == str(kept)
+    assert {c.name: c.sha256 for c in discover_candidates(kept.parent)}[record["candidate"]] == entry.source_sha256
     # the next prompt carries the failure text
     evo = Evolution(settings_for(project), api_key="sk-test", out=io.StringIO())
     prompt = build_prompt(evo.prompt_inputs(log_records(project), Ledger(project["ledger"]).champion()),

@@ -120,3 +120,25 @@ def test_scripted_run_adopts_one_and_rejects_the_others(project):
     assert (project["run"] / "attempts" / "0002" / "candidate" / f"{broken['candidate']}.py").exists()
     assert "adopted 1, rejected 1, failed 0, invalid 1" in out
     assert "iteration budget reached (3 of 3 attempts)" in result.stop_reason
+
+
+def test_identical_code_is_caught_before_judging_across_runs_and_in_the_candidates(project):
+    """The model returning the champion unchanged, or a module an earlier run already tried, is rejected
+    before the suite runs, naming what it is identical to."""
+    champion = (project["cands"] / "dct_inter.py").read_text()
+    result, out = evolve(project, FakeAPI(as_reply(champion)))
+    [rec] = result.records
+    assert rec["stage"] == "identical" and rec["report"] is None and rec.get("suite_s") is None
+    assert rec["identical_to"] == "dct_inter" and f"identical source to dct_inter in {project['cands']}" in rec["reason"]
+    assert "judging" not in out and "REJECTED" in out
+
+    earlier = {**project, "run": project["tmp"] / "run2"}
+    first, _ = evolve(earlier, FakeAPI(canned("syntax_error_reply.md")))
+    [invalid] = first.records
+    assert invalid["verdict"] == "invalid"
+    later = {**project, "run": project["tmp"] / "run3"}
+    result, out = evolve(later, FakeAPI(canned("syntax_error_reply.md")))
+    [rec] = result.records
+    assert rec["stage"] == "identical" and rec["identical_to"] == invalid["candidate"]
+    assert f"attempt 1 ({invalid['candidate']}) of run {earlier['run']}" in rec["reason"], rec["reason"]
+    assert "identical" in result.stop_reason and "of run" in result.stop_reason

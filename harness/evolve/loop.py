@@ -151,6 +151,11 @@ class Evolution:
         print(text, file=self.out, flush=True)
 
     @property
+    def track(self) -> str:
+        """The track the run evolves (fixtures/evolve.toml [suite] track, --track): its champion, its toolbox."""
+        return self.config.suite.track
+
+    @property
     def client(self) -> LLMClient:
         if self._client is None:
             self._client = LLMClient(
@@ -164,11 +169,11 @@ class Evolution:
             return
         if not self.settings.candidates_dir.is_dir():
             raise HarnessError(f"the candidates folder {self.settings.candidates_dir} does not exist")
-        champion = self.ledger.champion()
+        champion = self.ledger.champion(self.track)
         if champion is None:
             raise HarnessError(
-                f"the ledger {self.settings.ledger} has no champion to build on; seed it: "
-                "pytest benchmarks/ && python -m harness adopt reports/latest.json --best"
+                f"the ledger {self.settings.ledger} has no {self.track} champion to build on; seed it: "
+                f"pytest benchmarks/ && python -m harness adopt reports/latest.json --best --track {self.track}"
             )
         data = self.settings.to_json()
         data["started_utc"] = utc_stamp(self.clock())
@@ -184,9 +189,9 @@ class Evolution:
         return float(value) if isinstance(value, (int, float)) else None
 
     def _champion(self) -> LedgerEntry:
-        champion = self.ledger.champion()
+        champion = self.ledger.champion(self.track)
         if champion is None:
-            raise HarnessError(f"the ledger {self.settings.ledger} has no champion")
+            raise HarnessError(f"the ledger {self.settings.ledger} has no {self.track} champion")
         return champion
 
     # ------------------------------------------------------------------ the loop
@@ -208,7 +213,8 @@ class Evolution:
         champion = self._champion()
         stop = self.config.stop
         self.say(
-            f"evolve: run {self.rundir.path} — champion {champion.candidate} (ledger seq {champion.seq}, "
+            f"evolve: run {self.rundir.path} — {self.track} track, champion {champion.candidate} "
+            f"(ledger seq {champion.seq}, "
             f"vs {self.anchor} {describe(self._entry_bd(champion))}), model {self.config.model.name}; "
             f"budget {stop.iterations} attempts, {stop.max_total_tokens:,} tokens"
             + (f", ${stop.max_cost_usd:.2f}" if stop.max_cost_usd else "")
@@ -227,10 +233,12 @@ class Evolution:
             records.append(record)
             new.append(record)
             self.say(progress_line(record, self.config.stop.iterations, self.anchor))
-        summary = summary_table(records, reason, self._initial(), self.anchor, self.ledger.champion())
+        summary = summary_table(
+            records, reason, self._initial(), self.anchor, self.ledger.champion(self.track), self.settings.ledger
+        )
         write_text_atomic(self.rundir.path / "summary.md", summary + "\n")
         self.say(summary)
-        champ = self.ledger.champion()
+        champ = self.ledger.champion(self.track)
         return RunResult(records, reason, champ.candidate if champ else None, summary, new)
 
     def _initial(self) -> dict:
@@ -391,7 +399,15 @@ class Evolution:
         rules = [
             "it passes every test of the suite: contract, round trip (decode from the bitstream alone), rate "
             + (f"(bitrate at most {overshoot:.2f} x the target)" if isinstance(overshoot, (int, float)) else "")
-            + ", quality" + (f" (mean PSNR-Y at least {min_psnr:g} dB)" if isinstance(min_psnr, (int, float)) else "")
+            + ", quality" + (
+                f" (mean PSNR-Y at least {min_psnr:g} dB"
+                + (f" and at most {suite['max_psnr_y_below_anchor_db']:g} dB under x265's at the same rate point"
+                   if isinstance(suite.get("max_psnr_y_below_anchor_db"), (int, float)) else "")
+                + (f"; decoded luma correlated with the source by at least {suite['min_luma_correlation']:g}"
+                   if isinstance(suite.get("min_luma_correlation"), (int, float)) else "")
+                + ")"
+                if isinstance(min_psnr, (int, float)) else ""
+            )
             + ", determinism, limits (time, memory) and BD-rate",
             (f"its overall BD-rate on {label} against the champion is at most -{cfg.margin_percent:g} % "
              f"(at least {cfg.margin_percent:g} % fewer bits at equal quality)"),
@@ -400,6 +416,11 @@ class Evolution:
             + " and ".join("/".join(adoption.metric_label(m) for m in g) for g in cfg.secondary_metrics)
             + f" is at most +{cfg.max_secondary_regression_percent:g} %",
             "its bitstreams and scores are not identical to an earlier candidate's",
+            (
+                "it is a native-track candidate (no TRACK declaration): the codec is its own, no library codec"
+                if self.track == "native" else
+                'it declares the open track (`TRACK = "open"`); every library codec it calls is reported'
+            ),
         ]
         limit_text = self.suite_config().limits_text()
         k = self.config.prompt.history
@@ -428,4 +449,5 @@ class Evolution:
             metric_label=label,
             rules=rules,
             limits=limit_text,
+            track=self.track,
         )

@@ -1,6 +1,12 @@
-"""What a run prints: the progress line after each attempt and the summary table at the end (RUN/summary.md)."""
+"""What a run prints: the progress line after each attempt and the summary table at the end (RUN/summary.md).
+
+The verdict words are the ledger's (adopted / rejected), with what happened when the ledger's word
+says less ("rejected (failed the suite)"), so the terminal and `python -m harness ledger` agree.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from harness.bdrate import describe
 from harness.ledger import LedgerEntry
@@ -12,8 +18,20 @@ def _words(value: object) -> str:
     return describe(value) if isinstance(value, (int, float)) else "n/a"
 
 
+_KINDS = {"failed": "failed the suite", "invalid": "no valid module"}
+
+
+def verdict_words(record: dict) -> str:
+    """The ledger's decision, and the attempt's outcome where it differs: "rejected (failed the suite)"."""
+    verdict = str(record.get("verdict"))
+    decision = str(record.get("decision") or verdict)
+    return decision if verdict == decision else f"{decision} ({_KINDS.get(verdict, verdict)})"
+
+
 def progress_line(record: dict, iterations: int, anchor: str = "x265") -> str:
-    head = f"attempt {record['attempt']}/{iterations} {record['candidate']}: {str(record['verdict']).upper()}"
+    words = verdict_words(record)
+    decision, _, kind = words.partition(" ")
+    head = f"attempt {record['attempt']}/{iterations} {record['candidate']}: {decision.upper()}" + (f" {kind}" if kind else "")
     parts = []
     if record.get("bd_vs_anchor") is not None or record.get("stage") == "verdict":
         parts.append(f"vs {anchor} {_words(record.get('bd_vs_anchor'))}")
@@ -29,14 +47,15 @@ def progress_line(record: dict, iterations: int, anchor: str = "x265") -> str:
 
 
 def summary_table(
-    records: list[dict], stop_reason: str | None, initial: dict, anchor: str, champion: LedgerEntry | None
+    records: list[dict], stop_reason: str | None, initial: dict, anchor: str, champion: LedgerEntry | None,
+    ledger: Path | None = None,
 ) -> str:
     head = ("#", "candidate", "verdict", f"vs {anchor}", "vs champion", "tokens", "cost", "reason")
     rows = []
     for r in records:
         cost = r.get("cost_usd")
         rows.append((
-            str(r["attempt"]), str(r.get("candidate")), str(r.get("verdict")),
+            str(r["attempt"]), str(r.get("candidate")), verdict_words(r),
             _fmt(r.get("bd_vs_anchor")), _fmt(r.get("bd_vs_champion")), f"{int(r.get('tokens') or 0):,}",
             f"${cost:.4f}" if isinstance(cost, (int, float)) else "n/a",
             _short(r.get("reason"), 90),
@@ -61,7 +80,20 @@ def summary_table(
     lines.append(f"champion vs {anchor}, trend: " + " -> ".join(trend))
     if champion is not None:
         lines.append(f"champion now: {champion.candidate} (ledger seq {champion.seq})")
-    counts = {v: sum(1 for r in records if r.get("verdict") == v) for v in ("adopted", "rejected", "failed", "invalid")}
+    if records:
+        where = f" {ledger}" if ledger is not None else ""
+        lines.append(
+            f"written to the ledger{where}: "
+            + "; ".join(f"seq {r.get('ledger_seq')} {r.get('candidate')} {r.get('decision')}" for r in records)
+        )
+        if any(r.get("decision") != "adopted" for r in records):
+            lines.append("modules not adopted are kept in their attempt's folder (attempts/N/candidate/), "
+                         "not in the candidates folder")
+    adopted = sum(1 for r in records if r.get("decision") == "adopted")
+    failed = sum(1 for r in records if r.get("decision") != "adopted" and r.get("verdict") == "failed")
+    invalid = sum(1 for r in records if r.get("decision") != "adopted" and r.get("verdict") == "invalid")
+    counts = (f"adopted {adopted}, rejected {len(records) - adopted} "
+              f"(failed the suite {failed}, no valid module {invalid})")
     tin = sum(int((r.get("usage") or {}).get("input_tokens") or 0) for r in records)
     tout = sum(int((r.get("usage") or {}).get("output_tokens") or 0) for r in records)
     costs = [r.get("cost_usd") for r in records]
@@ -70,7 +102,7 @@ def summary_table(
         " (some attempts unpriced)" if len(priced) < len(costs) else ""
     )
     lines.append(
-        ", ".join(f"{k} {v}" for k, v in counts.items()) + f"; tokens {tin:,} in / {tout:,} out; cost {cost_text}"
+        f"{counts}; tokens {tin:,} in / {tout:,} out; cost {cost_text}"
     )
     return "\n".join(lines)
 
