@@ -242,6 +242,24 @@ def likely_cause(diffs: list[Difference], versions: list[str], report: RunResult
     return "points or tests judged in one run only: another candidate or clip selection, or an interrupted run"
 
 
+def complexity_lines(report: RunResults, again: RunResults) -> list[str]:
+    """Each codec's encode / decode ratio to x265 in the report and in the re-run: shown, never compared
+    (CPU time varies with the machine's load; the spread is what this shows)."""
+    mine, theirs = report.complexity_view() or {}, again.complexity_view() or {}
+    if not mine or not theirs:
+        return []
+    lines = ["complexity (CPU time per megapixel-frame / x265's; timing, not compared): report -> here"]
+    for group in ("anchors", "candidates"):
+        for name, entry in sorted((mine.get(group) or {}).items()):
+            other = (theirs.get(group) or {}).get(name) or {}
+            parts = []
+            for axis in ("encode", "decode"):
+                a, b = entry.get(f"{axis}_ratio"), other.get(f"{axis}_ratio")
+                parts.append(f"{axis} {a:.3g} -> {b:.3g}" if a and b else f"{axis} n/a")
+            lines.append(f"  {name}{' (anchor)' if group == 'anchors' else ''}: {', '.join(parts)}")
+    return lines
+
+
 @dataclass
 class Reproduction:
     """The outcome of a reproduction: versions that differ, the differences, what was compared."""
@@ -434,7 +452,7 @@ def reproduce(report_path: Path, args: argparse.Namespace, *, out=sys.stdout) ->
         result = Reproduction(changed, differences, compared)
         if differences:
             result.cause = likely_cause(differences, changed, report, run.results)
-        for line in result.verdict_lines():
+        for line in complexity_lines(report, run.results) + result.verdict_lines():
             say(line)
         if keep:
             say(f"the re-run's report: {run.report}")
