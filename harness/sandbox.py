@@ -230,8 +230,10 @@ _NOT_PROGRAMS = frozenset({".py", ".pyi", ".pyc", ".h", ".hpp", ".cuh", ".c", ".
 
 @functools.lru_cache(maxsize=4)
 def _toolbox_view(track: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
-    """((host entry, sandbox path) per top-level entry of the track's toolbox, sandbox folders to blank):
-    the folders of the packages that hold programs (torch/bin, torch/test) are blanked."""
+    """((host entry, sandbox path) per top-level entry of the track's toolbox, sandbox program files to
+    cover): each program a package ships (torch/bin/torch_shm_manager, torch/test/...) is covered by
+    /dev/null, a file that cannot run. Blanking its folder instead broke `import torch`, which
+    checks that torch/bin/torch_shm_manager exists."""
     import importlib.metadata
 
     from harness.toolbox import load_toolbox, record_paths
@@ -254,7 +256,7 @@ def _toolbox_view(track: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, .
             except OSError:
                 continue
             if _is_program(full, st):
-                blank.add(f"{SANDBOX_SITE}/{os.path.dirname(rel)}")
+                blank.add(f"{SANDBOX_SITE}/{rel}")
     return entries, tuple(sorted(blank))
 
 
@@ -342,7 +344,7 @@ class Sandbox:
         for host, inside in entries:
             args += ["--ro-bind", host, inside]
         for inside in programs:
-            args += ["--tmpfs", inside]
+            args += ["--ro-bind", "/dev/null", inside]
         args += self._hide_args(made, load_toolbox().sandbox_entries(track))
         args += _mkdirs_args(f"{SANDBOX_LIB}/harness", made)
         args += ["--ro-bind", str(harness_dir), f"{SANDBOX_LIB}/harness"]
