@@ -46,7 +46,7 @@ LIMITS = Limits(
     wall_s=6, cpu_s=30, memory_bytes=1 << 30, processes=32, file_bytes=256 << 20,
     tmp_bytes=32 << 20, flood_bytes=1 << 20,
 )
-KILL_MARKER = "HOSTILE_DAEMON_MARKER_7f3a"  # in tests/hostile/kill_parent.py
+KILL_MARKER = "codec-sandbox/candidate/kill_parent.py"  # the daemon's command line (tests/hostile/kill_parent.py)
 
 
 def _clip_file() -> Path:

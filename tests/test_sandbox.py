@@ -306,14 +306,15 @@ def test_kernel_keyring_is_closed(probe):
     assert not probe["first"]["add_key"].startswith("serial"), probe["first"]["add_key"]
 
 
-SLEEPER = '''"""Sleeper: forks a detached child carrying a marker, then blocks past the wall-clock limit."""
+SLEEPER = '''"""Sleeper: forks a detached child (its command line names this file), then blocks past the wall-clock limit."""
 import os, sys, time
 
 
 def encode(video, target_bitrate):
     if os.fork() == 0:
-        os.setsid()
-        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(120)", "{marker}"])
+        os.setsid()  # a fork, not a new program (no exec in the sandbox): its command line names this file
+        time.sleep(120)
+        os._exit(0)
     time.sleep(120)
 
 
@@ -323,8 +324,8 @@ def decode(bitstream):
 
 
 def test_timeout_kills_the_whole_process_tree(tmp_path):
-    marker = f"SLEEPER_MARKER_{uuid.uuid4().hex}"
-    (tmp_path / "sleeper.py").write_text(SLEEPER.format(marker=marker))
+    marker = f"sleeper_{uuid.uuid4().hex}"  # the candidate's file name, in its forked child's command line
+    (tmp_path / f"{marker}.py").write_text(SLEEPER.format(marker=marker))
     candidate = discover_candidates(tmp_path)[0]
     limits = Limits(wall_s=2, memory_bytes=1 << 30, processes=16, tmp_bytes=8 << 20)
     start = time.perf_counter()

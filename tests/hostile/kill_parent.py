@@ -1,7 +1,8 @@
 """Daemon side channel: encode leaves a detached server holding the clip, tries to kill the harness, decode asks the server.
 
-encode double-forks a setsid'd child that execs a long-lived Python process (its command
-line carries the marker HOSTILE_DAEMON_MARKER_7f3a), then sends SIGKILL to pid 1, to its
+encode double-forks a setsid'd child that serves on an abstract socket for ten minutes (a fork
+of the worker: no program can be exec'd in the sandbox since the toolbox guard; its command line
+names this file, /opt/codec-sandbox/candidate/kill_parent.py), then sends SIGKILL to pid 1, to its
 parent and to the parent's process group. None of that may reach the host: the PID
 namespace dies with the sandbox and takes the daemon along, so decode finds no server
 (ConnectionRefusedError) and no stray process remains on the host.
@@ -17,15 +18,15 @@ import time
 
 from harness.video import Video
 
-MARKER = "HOSTILE_DAEMON_MARKER_7f3a"
+MARKER = "codec-sandbox/candidate/kill_parent.py"  # in the daemon's command line (the worker's, forked)
 _ADDRESS = "\0hostile-codec-daemon"  # abstract unix socket
-_DAEMON = (
-    "import socket, time\n"
-    f"# {MARKER}\n"
-    "s = socket.socket(socket.AF_UNIX)\n"
-    f"s.bind({_ADDRESS!r}); s.listen(4)\n"
-    "time.sleep(600)\n"
-)
+
+
+def _daemon() -> None:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(_ADDRESS)
+    s.listen(4)
+    time.sleep(600)
 
 
 def _spawn_daemon() -> None:
@@ -34,7 +35,7 @@ def _spawn_daemon() -> None:
         try:
             os.setsid()
             if os.fork() == 0:
-                os.execv(sys.executable, [sys.executable, "-c", _DAEMON, MARKER])
+                _daemon()
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
