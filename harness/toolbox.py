@@ -297,7 +297,11 @@ def install_guard(track: str, *, candidate_module: str, toolbox: Toolbox | None 
                 dirs.append(os.path.dirname(os.path.realpath(file)) + os.sep)
         return dirs
 
+    def in_stdlib(real: str) -> bool:
+        return "site-packages" not in real and any(real.startswith(d) for d in stdlib)
+
     def caller_is_trusted() -> bool:
+        """The code asking (the innermost frame outside ctypes and the import system) is the toolbox's or the stdlib's."""
         frame = sys._getframe(2)
         while frame is not None:
             name = frame.f_code.co_filename
@@ -305,9 +309,25 @@ def install_guard(track: str, *, candidate_module: str, toolbox: Toolbox | None 
             if real.startswith(ctypes_dir) or name.startswith("<frozen importlib"):
                 frame = frame.f_back
                 continue
-            if "site-packages" not in real and any(real.startswith(d) for d in stdlib):
-                return True
-            return any(real.startswith(d) for d in trusted_dirs())
+            return in_stdlib(real) or any(real.startswith(d) for d in trusted_dirs())
+        return False
+
+    def forged_name(filename: object) -> bool:
+        """Code compiled under the name of a toolbox or stdlib file by other code (the candidate): a
+        frame of it would pass for the toolbox's in `caller_is_trusted`."""
+        if not isinstance(filename, str) or not filename.startswith(os.sep):
+            return False
+        real = os.path.realpath(filename)
+        if not (in_stdlib(real) or any(real.startswith(d) for d in trusted_dirs())):
+            return False
+        frame = sys._getframe(2)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            real = os.path.realpath(name) if name.startswith(os.sep) else name
+            if name.startswith("<frozen importlib") or in_stdlib(real):
+                frame = frame.f_back
+                continue
+            return not any(real.startswith(d) for d in trusted_dirs())
         return False
 
     def hook(event: str, args: tuple) -> None:
@@ -334,13 +354,14 @@ def install_guard(track: str, *, candidate_module: str, toolbox: Toolbox | None 
                 f"running an executable ({event}: {what!r}) is refused in the sandbox: a candidate's codec "
                 "is its own Python code; " + toolbox.available_text(track)
             )
-        elif event in ("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle"):
-            if not caller_is_trusted():
-                what = args[0] if args else ""
-                raise PermissionError(
-                    f"{event}({what!r}) is refused: a candidate may not load or call native libraries through "
-                    "ctypes (only the toolbox's own packages do); " + toolbox.available_text(track)
-                )
+        elif event == "compile" and len(args) > 1 and forged_name(args[1]):
+            raise PermissionError(f"compiling code under the name {args[1]!r} of a toolbox or library file is refused")
+        elif event in ("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle") and not caller_is_trusted():
+            what = args[0] if args else ""
+            raise PermissionError(
+                f"{event}({what!r}) is refused: a candidate may not load or call native libraries through "
+                "ctypes (only the toolbox's own packages do); " + toolbox.available_text(track)
+            )
 
     _deny_exec_syscalls()
     sys.addaudithook(hook)

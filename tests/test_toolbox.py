@@ -252,3 +252,29 @@ def test_worker_reports_the_codec_a_wrapper_used_and_refuses_it_natively(tmp_pat
     check = runner.check(native)
     assert not check.ok and check.kind == "contract", check.details()
     assert "No module named 'av': PyAV (av) is a library codec; a native candidate's codec must be its own" in check.message
+
+
+def test_code_compiled_under_a_toolbox_files_name_is_refused():
+    """A frame's file name decides whether ctypes may be used: forging one (compile(src, numpy's
+    path)) is refused, so the candidate cannot pass for numpy."""
+    script = textwrap.dedent('''
+        import numpy, os, sys
+        from harness.toolbox import install_guard
+        install_guard("native", candidate_module="candidate_probe")
+        fake = os.path.join(os.path.dirname(numpy.__file__), "forged.py")
+        try:
+            exec(compile("import ctypes; ctypes.CDLL(None)", fake, "exec"))
+            print("RESULT ran")
+        except PermissionError as err:
+            print("RESULT " + str(err))
+        import torch  # the toolbox's own compiles and ctypes loads still work
+        print("RESULT torch " + str(torch.zeros(2).sum().item()))
+    ''')
+    proc = subprocess.run(
+        [sys.executable, "-s", "-B", "-c", script], capture_output=True, text=True, timeout=180, check=False,
+        cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
+    lines = [ln[len("RESULT "):] for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines and lines[0].startswith("compiling code under the name ") and "forged.py" in lines[0], proc.stderr[-3000:]
+    if "torch" in load_toolbox().installed("native"):
+        assert lines[1:] == ["torch 0.0"], proc.stderr[-3000:]
