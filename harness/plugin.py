@@ -24,7 +24,7 @@ from harness.judge import Judge
 from harness.progress import Progress
 from harness.report import ResultCollector
 from harness.session import add_verdicts, build_judge
-from harness.suite import SuiteOptions
+from harness.suite import USAGE_EXIT, SuiteOptions  # USAGE_EXIT: 2 (pytest's own usage error is 4)
 
 PROPERTY = "codec_harness"
 PARAMS_PROPERTY = "codec_harness_params"
@@ -193,7 +193,6 @@ def _check_run(config: pytest.Config) -> int | None:
     return None
 
 
-USAGE_EXIT = 2  # the exit status of a run refused for its options or clips (pytest's own is 4)
 _INFO_FLAGS = ("help", "version", "markers", "showfixtures", "show_fixtures_per_test")
 _PREBUILT = pytest.StashKey[Judge]()
 

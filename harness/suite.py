@@ -37,6 +37,8 @@ from harness.results import RunResults, load_report
 __all__ = ["SUITE_FILE", "SuiteError", "SuiteOptions", "SuiteRun", "locate_suite", "run_suite"]
 
 SUITE_FILE = Path("benchmarks") / "test_codecs.py"
+# The suite's exit status when it refuses its options or clips before judging (one `ERROR:` line).
+USAGE_EXIT = 2
 
 
 class SuiteError(HarnessError):

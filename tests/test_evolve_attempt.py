@@ -10,6 +10,7 @@ import io
 import pytest
 
 from harness.candidate import CONTRACT_TEXT, discover_candidates
+from harness.errors import HarnessError
 from harness.evolve.loop import Evolution
 from harness.evolve.prompt import SYSTEM_TEXT, build_prompt
 from harness.ledger import Ledger
@@ -127,3 +128,14 @@ def test_hostile_candidate_is_stopped_by_the_sandbox(project):
     prompt = build_prompt(evo.prompt_inputs(log_records(project), Ledger(project["ledger"]).champion()),
                           char_budget=120_000)
     assert "FAILED" in prompt.user and "Network is unreachable" in prompt.user and "not visible" in prompt.user
+
+
+def test_a_suite_that_refuses_its_clips_stops_the_run_and_blames_no_candidate(project):
+    """No usable clip is the run's fault: the suite's usage error (exit 2) stops the loop, nothing is recorded."""
+    bad = project["tmp"] / "badclips"
+    bad.mkdir()
+    (bad / "broken.mkv").write_text("not a video\n" * 20)
+    refused = r"the suite refused to run \(exit status 2; .*suite\.log\): ERROR: no usable clip in the clip set 'badclips'"
+    with pytest.raises(HarnessError, match=refused):
+        evolve({**project, "clips": bad}, FakeAPI(canned("hostile_reply.md")))
+    assert new_entries(project) == [] and log_records(project) == []

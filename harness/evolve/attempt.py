@@ -46,6 +46,7 @@ from harness.evolve.judge import SuiteRun, record_rejection, record_verdict, run
 from harness.evolve.log import RunDir, utc_stamp
 from harness.evolve.results import anchor_scores, cut_text, failure_text, load_doc
 from harness.ledger import Ledger
+from harness.suite import USAGE_EXIT, log_tail
 
 if TYPE_CHECKING:
     from harness.evolve.loop import RunSettings
@@ -210,7 +211,15 @@ class AttemptJudge:
         suite = self._recorded_report(name, adir)
         if suite is None:
             self.say(f"attempt {n}: judging {name} with the suite ...")
-            return run_suite(self.settings.suite(), name, adir / "report", adir / "suite.log")
+            suite = run_suite(self.settings.suite(), name, adir / "report", adir / "suite.log")
+            if suite.report is None and suite.returncode == USAGE_EXIT:
+                # The suite refused its options or clips (one ERROR line): the run's fault, not the
+                # candidate's. Nothing is recorded; the attempt is judged again on resume.
+                log = adir / "suite.log"
+                text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+                why = next((ln for ln in text.splitlines() if ln.startswith("ERROR: ")), None) or log_tail(log, 600)
+                raise HarnessError(f"the suite refused to run (exit status 2; {log}): {why}")
+            return suite
         self.say(f"attempt {n}: {name} was judged and recorded before the interruption; finishing its record")
         return suite
 
