@@ -46,7 +46,7 @@ def test_the_shipped_suite_config_loads_with_its_values():
 def test_to_json_says_what_the_report_records():
     data = load_suite_config(SUITE).to_json()
     assert data["ladder_bpp"] == [0.02, 0.05, 0.1, 0.2] and data["compare_anchors"] == ["x265", "x264", "svtav1"]
-    assert data["budget"]["import_allowance_s"] == 30.0 and data["limits"]["cpu_s"] == 600
+    assert data["budget"]["import_allowance_s"] == 60.0 and data["limits"]["cpu_s"] == 600
     assert data["max_candidate_bytes"] == 16777216
 
 
