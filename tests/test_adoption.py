@@ -276,7 +276,9 @@ def test_first_champion_is_the_best_reference_candidate(doc, config):
     assert best == "x264_pyav"  # +8 % vs x265 against dct_inter's +64 %: the data, not the rule
     verdicts = decide_all(doc, config=config, ledger=[])
     assert verdicts[best].decision == "adopted" and verdicts[best].adoptable and verdicts[best].bootstrap
-    assert verdicts[best].reason.startswith("first champion (no champion in the ledger): the best of 2")
+    assert verdicts[best].reason.startswith(
+        "first native champion (no native champion in the ledger): the best of 2"
+    )  # the sample report predates tracks: both read as native
     other = verdicts["dct_inter"]
     assert other.decision == "rejected" and not other.adoptable
     assert "not the best reference candidate" in other.reason and "x264_pyav" in other.reason
@@ -290,7 +292,7 @@ def test_a_failed_candidate_cannot_be_the_first_champion(raw, config):
     verdicts = decide_all(raw, config=config, ledger=[])
     assert verdicts["x264_pyav"].decision == "failed"
     assert verdicts["dct_inter"].decision == "adopted"
-    assert "the best of 1 passing candidate on" in verdicts["dct_inter"].reason
+    assert "the best of 1 passing native candidate on" in verdicts["dct_inter"].reason
 
 
 def test_failed_candidate_is_refused_naming_the_gate(raw, config, tmp_path):
@@ -333,7 +335,7 @@ def test_better_candidate_beats_the_champion(doc, config, tmp_path):
     v = verdict(doc, "x264_tuned", config=config, ledger=ledger)
     assert v.decision == "adopted" and v.adoptable, v.reasons
     assert v.reason.startswith(
-        "beats champion x264_pyav (seq 1) on PSNR-YUV: ↓ 10.0 % fewer bits (margin 1.0 %)"
+        "beats native champion x264_pyav (seq 1) on PSNR-YUV: ↓ 10.0 % fewer bits (margin 1.0 %)"
     )
     assert v.scores["vs_champion"]["psnr_yuv"] == pytest.approx(-10.0, abs=1e-6)
     assert v.scores["vs_champion"]["ssim_y"] == pytest.approx(-10.0, abs=1e-6)
@@ -363,7 +365,7 @@ def test_worse_candidate_is_rejected_with_the_number(doc, config, tmp_path):
     assert v.decision == "rejected" and not v.adoptable and v.judged
     assert (
         v.reason
-        == "BD-rate vs champion dct_inter on PSNR-YUV: ↓ 0.4 % fewer bits, needs at least 1.0 % fewer bits"
+        == "BD-rate vs native champion dct_inter on PSNR-YUV: ↓ 0.4 % fewer bits, needs at least 1.0 % fewer bits"
     )
 
 
@@ -466,7 +468,7 @@ def test_changing_the_champion_in_place_is_not_adoptable(doc, config, tmp_path):
     seed(ledger, doc, "x264_pyav")
     assert (
         verdict(doc, "x264_pyav", config=config, ledger=ledger).reason
-        == "x264_pyav is already the champion (x264_pyav (seq 1))"
+        == "x264_pyav is already the native champion (x264_pyav (seq 1))"
     )
     doc["candidates"]["x264_pyav"]["sha256"] = "f" * 64
     v = verdict(doc, "x264_pyav", config=config, ledger=ledger)
@@ -524,7 +526,7 @@ def test_adoption_history_end_to_end(doc, config, tmp_path):
     assert meh.decision == "rejected" and meh.seq == 3
     assert (
         meh.reason
-        == "BD-rate vs champion x264_better on PSNR-YUV: ↑ 4.7 % more bits, needs at least 1.0 % fewer bits"
+        == "BD-rate vs native champion x264_better on PSNR-YUV: ↑ 4.7 % more bits, needs at least 1.0 % fewer bits"
     )
     assert ledger.champion().candidate == "x264_better"  # a rejection never changes the champion
     with pytest.raises(AdoptionError, match=r"already rejected against this champion \(seq 3\)"):
@@ -624,11 +626,12 @@ def test_cli_adopt_and_ledger(doc, tmp_path, capsys):
 
     assert harness_main(["ledger", "--ledger", str(ledger)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:4] == ["seq", "time", "(UTC)", "decision"]
+    assert table[0].split()[:5] == ["seq", "time", "(UTC)", "track", "decision"]
     bd = doc["candidates"]["x264_pyav"]["bd_overall"]["x265"]["psnr_yuv"]["bd_rate"]
     assert table[1].split()[:1] == ["1"] and "x264_pyav" in table[1] and f"{bd:+.1f} %" in table[1]
     assert "dct_inter" in table[2] and "rejected" in table[2]
-    assert table[-1].startswith("champion: x264_pyav (seq 1, source ")
+    assert table[-2].startswith("native champion: x264_pyav (seq 1, source ")  # a report without tracks
+    assert table[-1].startswith("open champion: none yet")
     assert Ledger(ledger).entries()[0].extra["config"]["require_heldout"] is False  # the waiver, recorded
     assert len(assert_valid_jsonl(ledger)) == 2
 

@@ -55,7 +55,11 @@ def test_the_champion_joins_the_run(tmp_path):
                               reason="test"))
     judge, info = build_judge(options(tmp_path, candidates=("x264_pyav",)), REPO)
     assert list(judge.candidates) == ["x264_pyav", "dct_inter"] and judge.champion == "dct_inter"
-    assert info["champion"] == {"name": "dct_inter", "sha256": found["dct_inter"].sha256, "ledger_seq": 1}
+    assert info["champion"] == {
+        "name": "dct_inter", "sha256": found["dct_inter"].sha256, "ledger_seq": 1, "track": "native"
+    }
+    assert info["champions"] == {"native": info["champion"], "open": None}
+    assert judge.champions == {"native": "dct_inter"}
 
     # a changed source is compared all the same, with a warning; a missing one is not compared
     cands = tmp_path / "cands"
