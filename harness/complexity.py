@@ -147,36 +147,50 @@ def _decode_cpu(bitstream: bytes, decoder: str, frames: int) -> float:
     return spent
 
 
-def measure_cost(video: Video, spec, *, repeats: int) -> CodecCost:
-    """Encode and decode `video` with the anchor `spec` at each of its QPs, `repeats` times, timed."""
-    from harness.anchors import anchor_id, encode_anchor
+def _sample(video: Video, spec) -> tuple[float, float]:
+    """(encode, decode) CPU seconds of `video` with the anchor `spec` at each of its QPs."""
+    from harness.anchors import encode_anchor
 
-    enc_samples, dec_samples = [], []
-    for _ in range(repeats):
-        enc = dec = 0.0
-        for qp in spec.qps:
-            start = time.process_time()
-            bitstream = encode_anchor(video, spec, qp)
-            enc += time.process_time() - start
-            dec += _decode_cpu(bitstream, spec.decoder, video.frames)
-        enc_samples.append(enc)
-        dec_samples.append(dec)
+    enc = dec = 0.0
+    for qp in spec.qps:
+        start = time.process_time()
+        bitstream = encode_anchor(video, spec, qp)
+        enc += time.process_time() - start
+        dec += _decode_cpu(bitstream, spec.decoder, video.frames)
+    return enc, dec
+
+
+def _cost(video: Video, spec, samples: list[tuple[float, float]]) -> CodecCost:
+    from harness.anchors import anchor_id
+
     return CodecCost(
         anchor=spec.name, anchor_id=anchor_id(spec), qps=tuple(spec.qps),
         megapixel_frames=video.width * video.height * video.frames / 1e6,
-        encode_samples=tuple(enc_samples), decode_samples=tuple(dec_samples),
+        encode_samples=tuple(e for e, _ in samples), decode_samples=tuple(d for _, d in samples),
     )
 
 
+def measure_cost(video: Video, spec, *, repeats: int) -> CodecCost:
+    """Encode and decode `video` with the anchor `spec` at each of its QPs, `repeats` times, timed."""
+    return _cost(video, spec, [_sample(video, spec) for _ in range(repeats)])
+
+
 def measure_costs(video: Video, specs: Mapping[str, Any], config: ComplexityConfig) -> JSON:
-    """One clip's complexity reference for the report: each configured anchor's `CodecCost`."""
+    """One clip's complexity reference for the report: each configured anchor's `CodecCost`.
+
+    The anchors take turns within each repeat, so a change in the machine's load between repeats
+    moves every anchor's sample alike and the ratios less."""
     missing = [a for a in config.anchors if a not in specs]
     if missing:
         raise ComplexityError(f"complexity anchors {missing} are not in anchors.toml: {sorted(specs)}")
+    samples: dict[str, list[tuple[float, float]]] = {a: [] for a in config.anchors}
+    for _ in range(config.repeats):
+        for anchor in config.anchors:
+            samples[anchor].append(_sample(video, specs[anchor]))
     return {
         "reference": config.reference,
         "repeats": config.repeats,
-        "anchors": {a: measure_cost(video, specs[a], repeats=config.repeats).to_json() for a in config.anchors},
+        "anchors": {a: _cost(video, specs[a], samples[a]).to_json() for a in config.anchors},
     }
 
 
