@@ -169,12 +169,12 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
     assert text in out  # printed as well
     assert text.startswith(gate.MARKER)
     assert "## Candidate gate: ✅ adoptable" in text
-    assert "Changed vs `main`: `x264_copy`; champion `dct_inter` (ledger seq 1)." in text
+    assert "Changed vs `main`: `x264_copy`; native champion `dct_inter` (ledger seq 1)." in text
     row = next(line for line in text.splitlines() if line.startswith("| `x264_copy`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "✅ adoptable"
-    assert cells[3].startswith("↓ ") and cells[3].endswith("% fewer bits")  # vs the champion
-    assert "- **`x264_copy`** — adoptable: beats champion dct\\_inter (seq 1) on PSNR-YUV: ↓ " in text
+    assert cells[1] == "native" and cells[2] == "✅ adoptable"
+    assert cells[4].startswith("↓ ") and cells[4].endswith("% fewer bits")  # vs the champion
+    assert "- **`x264_copy`** — adoptable: beats native champion dct\\_inter (seq 1) on PSNR-YUV: ↓ " in text
     assert "The gate does not write the ledger" in text
     reports = sorted(ws["reports"].glob("run-*.json"))
     assert len(reports) == 1
@@ -220,7 +220,7 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
     capsys.readouterr()
     text = summary.read_text()
     assert "## Candidate gate: ❌ not adoptable" in text
-    assert "Changed vs `main`: `broken`, `x264_again`; champion `x264_copy` (ledger seq 2)." in text
+    assert "Changed vs `main`: `broken`, `x264_again`; native champion `x264_copy` (ledger seq 2)." in text
     assert (
         "- **`x264_again`** — rejected: identical results to x264\\_copy (seq 2): the same bitstreams — "
         "is this the same codec?"
@@ -400,10 +400,13 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
     assert options.ledger.parent != repo  # the base branch's ledger, copied
     text = summary.read_text()
     assert "the held-out check was waived: the verdicts rest on the public clips alone" in text
-    assert "no champion yet: the best passing candidate becomes the first (every candidate ran)" in text
     assert (
-        "- **`dct_inter`** — rejected: not the best reference candidate for the first champion: x264\\_pyav"
+        "no native champion yet: the best passing native candidate becomes the first (every native candidate ran)"
         in text
+    )
+    assert (
+        "- **`dct_inter`** — rejected: not the best reference candidate for the native track's first champion: "
+        "x264\\_pyav" in text
     )
 
     # pytest itself failing (e.g. a usage error) is the gate's error, exit 2
