@@ -354,7 +354,8 @@ def verdict(
 
     The rules, in order: correctness (every gate passed, the run is complete), then with no
     champion yet the bootstrap rule (the best passing candidate against the anchor), else the
-    vs-champion rule (margin, clips, secondary metrics), then the held-out rule (no verdict stands
+    vs-champion rule (margin, clips, secondary metrics), then the decode-complexity cap (when
+    configured), then the held-out rule (no verdict stands
     without held-out clips, unless waived). The identical-results rule adds its reason to every verdict. `established`: candidates that stand when another candidate of the same
     report has identical bitstreams (the gate passes those a pull request did not change).
     """
