@@ -70,9 +70,10 @@ class SuiteSession:
     @property
     def dropped_clips(self) -> dict[str, str]:
         """Clips left out before judging (clip -> problem): a corrupt file, a 10-bit clip, a failed download."""
-        if self._judge is None:
+        judge = self._judge or self.config.stash.get(_PREBUILT, None)  # the controller's, under xdist
+        if judge is None:
             return {}
-        return dict(self._judge.run_info.get("settings", {}).get("dropped_clips") or {})
+        return dict(judge.run_info.get("settings", {}).get("dropped_clips") or {})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
