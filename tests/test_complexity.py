@@ -221,3 +221,31 @@ def test_adoption_may_cap_decode_complexity():
     )
     roomy = decide_all(copy.deepcopy(doc), config=dataclasses.replace(config, max_decode_ratio=ratio * 2), ledger=[])
     assert roomy[name].decision == "adopted"
+
+
+def test_the_pareto_picture_displays_in_headless_chromium(tmp_path):
+    """The HTML with complexity, screenshot by scripts/screenshot_report: the front's amber line and
+    rings (#e6a700, drawn nowhere else in the page) are on screen."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    if shutil.which("chromium") is None:
+        pytest.fail("chromium is not installed; the HTML report is checked in a real browser: apt-get install -y chromium")
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(RunResults.from_json(_doc_with_complexity()).to_json()), encoding="utf-8")
+    out = tmp_path / "shot.png"
+    env = {**os.environ, "PYTHON": sys.executable, "WINDOW": "1400,2400"}
+    result = subprocess.run(
+        [str(REPO / "scripts" / "screenshot_report"), str(report), str(out)],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "id='rdc'" in (tmp_path / "shot.html").read_text(encoding="utf-8")
+    with Image.open(out) as image:
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
+    amber = np.abs(pixels - np.array([0xE6, 0xA7, 0x00])).max(axis=1) <= 24
+    assert amber.sum() > 200, f"only {amber.sum()} pixels of the Pareto front's colour on screen"
