@@ -391,7 +391,8 @@ def plan_options(report: RunResults, args: argparse.Namespace, root: Path, out_d
             "candidates": tuple(sorted(report.candidates)),
             "candidates_dir": args.candidates_dir,
             "fixtures_dir": args.fixtures_dir,
-            "sandbox": (report.settings.get("sandbox") or {}).get("mode") or recorded.get("sandbox") or "bwrap",
+            # Never taken from the report: a report cannot turn the sandbox off (--sandbox none only by hand).
+            "sandbox": args.sandbox,
             "sandbox_gpu": bool(recorded.get("sandbox_gpu")),
             "report_dir": out_dir / "reports",
             "cache_dir": out_dir / "cache",  # fresh: every anchor and candidate encoded again
@@ -483,6 +484,8 @@ def register(subparsers) -> None:
     parser.add_argument("--candidates-dir", type=Path, help="folder holding the report's candidates (default: candidates/)")
     parser.add_argument("--fixtures-dir", type=Path, help="fixtures with the report's suite settings (default: fixtures/)")
     parser.add_argument("--ledger", type=Path, help="ledger with the report's champion (default: ledger.jsonl)")
+    parser.add_argument("--sandbox", choices=("bwrap", "none"), default="bwrap",
+                        help="bwrap (default, whatever the report used) or none: no isolation, trusted code only")
     parser.add_argument("--output", help="keep the re-run's report, log and cache in this folder")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before the re-run is killed")
     parser.set_defaults(func=_run)
