@@ -386,3 +386,17 @@ def test_the_evolve_prompt_states_the_limits_of_the_suite_config_it_runs(tmp_pat
     )  # x264_pyav, the bootstrap entry
     assert inputs.limits == load_suite_config(fixtures / "suite.toml").limits_text() != CONFIG.limits_text()
     assert "7.5 (decode) CPU seconds per megapixel-frame" in build_prompt(inputs, char_budget=120_000).user
+
+
+def test_the_report_schema_describes_each_calls_figures():
+    """A rate point's encode/decode in the report carries the limits' figures, typed by the schema."""
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((REPO / "harness" / "report.schema.json").read_text(encoding="utf-8"))
+    validator = Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/call", "type": "object"})
+    outcome = Outcome(ok=True, stage="decode", kind="ok", message="", wall_s=2.7, cpu_s=0.5, call_s=1.2,
+                      peak_rss_bytes=98 << 20, import_s=0.2, import_cpu_s=0.1, call_cpu_s=0.26)  # fmt: skip
+    validator.validate(outcome.to_json())
+    for key in ("import_s", "import_cpu_s", "call_cpu_s"):
+        assert key in schema["$defs"]["call"]["properties"]
+        assert not validator.is_valid({**outcome.to_json(), key: "1.5 s"}), key
