@@ -278,3 +278,17 @@ def test_code_compiled_under_a_toolbox_files_name_is_refused():
     assert lines and lines[0].startswith("compiling code under the name ") and "forged.py" in lines[0], proc.stderr[-3000:]
     if "torch" in load_toolbox().installed("native"):
         assert lines[1:] == ["torch 0.0"], proc.stderr[-3000:]
+
+
+def test_reports_show_each_candidates_track_and_the_codecs_it_wraps():
+    from harness.render.html import render_html
+    from harness.render.markdown import render_markdown
+    from harness.render.terminal import leaderboard_lines
+
+    doc = json.loads((REPO / "tests" / "data" / "report_small.json").read_text(encoding="utf-8"))
+    doc["candidates"]["x264_pyav"].update(track="open", library_codecs=["libx264 via av", "h264 via av"])
+    doc["candidates"]["dct_inter"].update(track="native", library_codecs=[])
+    terminal = "\n".join(leaderboard_lines(doc))
+    assert "x264_pyav (open, wraps libx264, h264)" in terminal and "dct_inter (native)" in terminal
+    assert "**x264\\_pyav** (open, wraps libx264, h264)" in render_markdown(doc)
+    assert "open, wraps libx264, h264" in render_html(doc)
