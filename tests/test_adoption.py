@@ -617,7 +617,7 @@ def test_cli_adopt_and_ledger(doc, tmp_path, capsys):
     assert out.startswith("adopted: x264_pyav (seq 1, source ")
 
     assert harness_main(["adopt", str(report), "dct_inter", *common]) == 1  # recorded rejection
-    assert "rejected: dct_inter (seq 2" in capsys.readouterr().out
+    assert "rejected: dct_inter (seq 2" in (out := capsys.readouterr().out) and "native track)" in out
 
     assert harness_main(["adopt", str(report), "dct_inter", *common]) == 2  # already rejected: refused
     assert "already rejected" in capsys.readouterr().err

@@ -322,7 +322,10 @@ def _cli_adopt(args: argparse.Namespace) -> int:
         force_record_rejection=args.force_record,
         profile=None if args.any_profile else (args.profile or _decision_profile()),
     )
-    print(f"{entry.decision}: {entry.candidate} (seq {entry.seq}, source {entry.source_sha256[:12]})")
+    print(
+        f"{entry.decision}: {entry.candidate} (seq {entry.seq}, source {entry.source_sha256[:12]}, "
+        f"{entry.track} track)"
+    )
     for reason in as_dict(entry.extra).get("reasons") or [entry.reason]:
         print(f"  - {reason}")
     print(f"ledger: {ledger.path}")
