@@ -354,6 +354,10 @@ def install_guard(track: str, *, candidate_module: str, toolbox: Toolbox | None 
                 f"running an executable ({event}: {what!r}) is refused in the sandbox: a candidate's codec "
                 "is its own Python code; " + toolbox.available_text(track)
             )
+        elif event == "object.__getattr__" and getattr(args[0], "_codec_guard", None) is _WRAPPED:
+            raise PermissionError(f"reading {args[1]} of the library codec guard's wrapper is refused")
+        elif event in ("gc.get_objects", "gc.get_referrers", "gc.get_referents"):
+            raise PermissionError(f"{event} is refused in the sandbox: it would reach around the library codec guard")
         elif event == "compile" and len(args) > 1 and forged_name(args[1]):
             raise PermissionError(f"compiling code under the name {args[1]!r} of a toolbox or library file is refused")
         elif event in ("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle") and not caller_is_trusted():
@@ -438,9 +442,11 @@ def _wrap_module(module, name: str, guard: CodecGuard) -> None:
 
 
 def _entry_wrapper(entry: str, original, guard: CodecGuard):
-    def call(*args, **kwargs):
+    # The original is a keyword-only default: reading __kwdefaults__ raises an audit event the
+    # guard refuses for wrappers, as it refuses gc's object walks (a closure cell would not be).
+    def call(*args, _codec_original=original, **kwargs):
         guard.record(_describe(entry, args))
-        return original(*args, **kwargs)
+        return _codec_original(*args, **kwargs)
 
     call._codec_guard = _WRAPPED  # type: ignore[attr-defined]
     call.__name__ = entry.rpartition(".")[2]

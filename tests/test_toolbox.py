@@ -146,6 +146,9 @@ GUARD_SCRIPT = textwrap.dedent('''
     attempt("system", lambda: os.system("true"))
     attempt("ctypes", lambda: __import__("ctypes").CDLL(None))
     attempt("zstandard", lambda: __import__("zstandard").ZstdCompressor().compress(b"x" * 100))
+    attempt("kwdefaults", lambda: cv2.imencode.__kwdefaults__)
+    attempt("gc", lambda: __import__("gc").get_referents(cv2.imencode))
+    attempt("cells", lambda: sorted(type(c.cell_contents).__name__ for c in cv2.imencode.__closure__))
     if track == "open":
         import av
         attempt("codec_context", lambda: av.CodecContext.create("libx265", "w").name)
@@ -186,6 +189,10 @@ def test_the_native_guard_refuses_codecs_imports_executables_and_ctypes():
     assert got["system"].startswith("PermissionError: running an executable (os.system")
     assert got["ctypes"].startswith("PermissionError: ctypes.dlopen(None) is refused")
     assert got["zstandard"].startswith("ok: ")
+    # The wrapper's original is reachable only through audited routes, which the guard refuses.
+    assert got["kwdefaults"].startswith("PermissionError: reading __kwdefaults__ of the library codec guard's wrapper")
+    assert got["gc"].startswith("PermissionError: gc.get_referents is refused")
+    assert got["cells"] == "ok: ['CodecGuard', 'str']", got["cells"]
     assert got["av"].startswith("ModuleNotFoundError: No module named 'av': PyAV (av) is a library codec")
     assert got["seccomp"] == "2", "execve is denied by a seccomp filter as well"
     assert got["refused"] == ["cv2.imencode(.png)", "cv2.imwrite(.webp)"] and got["used"] == []
