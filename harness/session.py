@@ -15,9 +15,9 @@ from harness.anchors import load_anchor_specs
 from harness.cache import ResultCache
 from harness.candidate import CandidateSource, discover_candidates, select_candidates
 from harness.clips import Clip, default_cache_dir, resolve_clip_set
+from harness.complexity import load_complexity_config
 from harness.config import Profile, SuiteConfig, load_suite_config
 from harness.errors import HarnessError
-from harness.complexity import load_complexity_config
 from harness.judge import CALL_SEEDS, Judge
 from harness.ledger import TRACKS, Ledger, Track
 from harness.runner import Runner
