@@ -21,7 +21,6 @@ the file-system view (PyAV's files are not in the native view) and the kernel's 
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import sys
 import tomllib
@@ -166,6 +165,8 @@ def _plain(name: str) -> ToolModule:
 
 @functools.lru_cache(maxsize=64)
 def _installed(distribution: str) -> bool:
+    import importlib.metadata  # here, not at the top: the worker imports this module (~0.1 s saved per call)
+
     try:
         importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -175,6 +176,8 @@ def _installed(distribution: str) -> bool:
 
 @functools.lru_cache(maxsize=16)
 def _entries(distributions: tuple[str, ...]) -> tuple[Path, ...]:
+    import importlib.metadata
+
     found: set[Path] = set()
     for name in distributions:
         try:
@@ -189,7 +192,7 @@ def _entries(distributions: tuple[str, ...]) -> tuple[Path, ...]:
     return tuple(sorted(found))
 
 
-def record_paths(dist: importlib.metadata.Distribution) -> list[str]:
+def record_paths(dist: importlib.metadata.Distribution) -> list[str]:  # noqa: F821 - imported where used
     """The paths a distribution installed (its RECORD, relative to site-packages), read as text:
     `Distribution.files` builds an object per path (torch has 15k, 0.7 s)."""
     import csv
