@@ -1,8 +1,9 @@
 """The leaderboard at the end of `pytest benchmarks/`: what a run found, in the terminal.
 
-One line per candidate, best first: verdict, BD-rate against the rate anchor per metric with its
-coverage (clips averaged / clips judged), against the champion, the worst clip; then warnings
-(e.g. too good to be true) and where the HTML and Markdown are.
+One line per candidate, best first (a mean over a smaller share of its clips ranks after one over
+more: ReportView.order): verdict, BD-rate against the rate anchor per metric with its coverage
+(clips averaged / clips judged), against the champion, the worst clip; then the clips each
+candidate's mean leaves out, warnings (e.g. too good to be true) and where the HTML and Markdown are.
 """
 
 from __future__ import annotations
