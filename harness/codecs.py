@@ -51,10 +51,15 @@ class CandidateCodec:
         return self.source.name
 
     def encode(self, source: Video, sealed: SealedFile, target_bps: float, qp: int | None) -> tuple[Outcome, bytes | None]:
-        return self.runner.encode(self.source, sealed, target_bps)
+        return self.runner.encode(self.source, sealed, target_bps, mpixel_frames=mpixel_frames(source))
 
     def decode(self, bitstream: bytes, like: Video) -> tuple[Outcome, Video | None]:
-        return self.runner.decode(self.source, bitstream)
+        return self.runner.decode(self.source, bitstream, mpixel_frames=mpixel_frames(like))
+
+
+def mpixel_frames(video: Video) -> float:
+    """A clip's size as the budgets count it: luma width x height x frames / 1e6."""
+    return video.width * video.height * video.frames / 1e6
 
 
 @dataclass(frozen=True)

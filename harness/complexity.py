@@ -63,9 +63,13 @@ class ComplexityConfig:
     reference: str = "x265"
     anchors: tuple[str, ...] = ("x265", "x264", "svtav1")
     repeats: int = 2
+    max_frames: int = 30
 
     def to_json(self) -> JSON:
-        return {"reference": self.reference, "anchors": list(self.anchors), "repeats": self.repeats}
+        return {
+            "reference": self.reference, "anchors": list(self.anchors), "repeats": self.repeats,
+            "max_frames": self.max_frames,
+        }
 
 
 def load_complexity_config(path: str | os.PathLike[str]) -> ComplexityConfig:
@@ -78,9 +82,10 @@ def load_complexity_config(path: str | os.PathLike[str]) -> ComplexityConfig:
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"cannot read the complexity config {path}: {err}") from err
     table = data.get("complexity", {})
-    unknown = sorted(set(data) - {"complexity"}) + sorted(set(table) - {"reference", "anchors", "repeats"})
+    known = {"reference", "anchors", "repeats", "max_frames"}
+    unknown = sorted(set(data) - {"complexity"}) + sorted(set(table) - known)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; known: [complexity] reference, anchors, repeats")
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; known: [complexity] {', '.join(sorted(known))}")
     reference, anchors, repeats = table.get("reference", "x265"), table.get("anchors", ["x265"]), table.get("repeats", 2)
     if not isinstance(reference, str) or not isinstance(anchors, list) or not all(isinstance(a, str) for a in anchors):
         raise ConfigError(f"{path}: complexity.reference must be an anchor name and complexity.anchors a list of them")
@@ -88,7 +93,10 @@ def load_complexity_config(path: str | os.PathLike[str]) -> ComplexityConfig:
         raise ConfigError(f"{path}: complexity.reference {reference!r} must be one of complexity.anchors {anchors}")
     if not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= 20:
         raise ConfigError(f"{path}: complexity.repeats = {repeats!r} must be an integer 1..20")
-    return ComplexityConfig(reference=reference, anchors=tuple(anchors), repeats=repeats)
+    max_frames = table.get("max_frames", 30)
+    if not isinstance(max_frames, int) or isinstance(max_frames, bool) or max_frames < 2:
+        raise ConfigError(f"{path}: complexity.max_frames = {max_frames!r} must be an integer of at least 2")
+    return ComplexityConfig(reference=reference, anchors=tuple(anchors), repeats=repeats, max_frames=max_frames)
 
 
 # ----------------------------------------------------------------------------- measuring the anchors
@@ -183,6 +191,9 @@ def measure_costs(video: Video, specs: Mapping[str, Any], config: ComplexityConf
     missing = [a for a in config.anchors if a not in specs]
     if missing:
         raise ComplexityError(f"complexity anchors {missing} are not in anchors.toml: {sorted(specs)}")
+    # Per megapixel-frame, the clip's first frames stand for the whole: a long clip's reference
+    # would otherwise cost the run repeats x its anchor encodes again.
+    video = video.head(min(video.frames, config.max_frames))
     samples: dict[str, list[tuple[float, float]]] = {a: [] for a in config.anchors}
     for _ in range(config.repeats):
         for anchor in config.anchors:

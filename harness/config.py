@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.runner import CallBudget
 from harness.sandbox import Limits
 
 __all__ = ["Profile", "SuiteConfig", "load_suite_config"]
@@ -74,6 +75,10 @@ class SuiteConfig:
         """The CPU seconds an encode or decode call of a clip of `mpixel_frames` may use."""
         rate = self.encode_cpu_s_per_mpixel if stage == "encode" else self.decode_cpu_s_per_mpixel
         return rate * mpixel_frames
+
+    def call_budget(self) -> CallBudget:
+        """What the runner scales each call's kill limits with (never below [limits])."""
+        return CallBudget(self.encode_cpu_s_per_mpixel, self.decode_cpu_s_per_mpixel, self.import_allowance_s)
 
     def limits_text(self) -> str:
         """The limits in words, as the evolve prompt and the README state them (the gates' own figures)."""

@@ -6,18 +6,20 @@ first time and returns the same frozen result afterwards. Nothing here imports a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.anchors import AnchorError, AnchorSpec, anchor_id
 from harness.bdrate import BDResult
 from harness.cache import ResultCache
 from harness.candidate import CandidateSource
 from harness.clips import Clip, ClipStore
-from harness.codecs import AnchorCodec, CandidateCodec, Codec
+from harness.codecs import AnchorCodec, CandidateCodec, Codec, mpixel_frames
 from harness.config import SuiteConfig
 from harness.errors import HarnessError
 from harness.gates import (
@@ -32,6 +34,7 @@ from harness.gates import (
 from harness.measure import Measurement, measure, measurement_versions, metrics_for
 from harness.results import Curve, bd_between
 from harness.runner import Outcome, Runner
+from harness.toolbox import DEFAULT_PATH as DEFAULT_TOOLBOX_PATH
 from harness.video import Video
 
 # Bump when the worker, runner or judging changes in a way that could change a result.
@@ -167,6 +170,21 @@ def format_mismatch(source: Video, decoded: Video) -> str | None:
     if decoded.fps != source.fps:
         problems.append(f"frame rate {decoded.fps}, expected {source.fps}")
     return "decoded clip has " + "; ".join(problems) if problems else None
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_fingerprint() -> str:
+    """sha256 of what decides how a candidate's call runs and what it may reach: the sandbox, the worker,
+    the toolbox guard and its data. A result judged under other walls is never reused."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in (*(here / f for f in _SANDBOX_FILES), DEFAULT_TOOLBOX_PATH):
+        data = path.read_bytes() if path.is_file() else b"(missing)"
+        digest.update(path.name.encode() + b"\0" + data + b"\0")
+    return digest.hexdigest()
+
+
+_SANDBOX_FILES = ("sandbox.py", "seccomp.py", "worker.py", "runner.py", "toolbox.py", "video.py", "sealed.py")
 
 
 class Judge:
@@ -410,6 +428,7 @@ class Judge:
             "harness": RESULT_VERSION,
             "limits": self.runner.limits.to_json(),
             "sandbox": self.runner.sandbox.mode,
+            "sandbox_code": sandbox_fingerprint(),
             "versions": self._measurement_versions(video),
             **extra,
             # With reuse off, results are shared only between the workers of this run.
@@ -535,8 +554,9 @@ class Judge:
     def _repeat(self, candidate: str, clip: str, first: PointResult) -> tuple[str | None, str, float]:
         """(failure, details, sandbox overhead) of repeating one point's encode and decode."""
         cand = self.candidates[candidate]
+        size = mpixel_frames(self.source(clip).video)
         enc, again = self.runner.encode(
-            cand, self.source(clip).sealed, first.point.target_bps, **CALL_SEEDS["repeat_encode"]
+            cand, self.source(clip).sealed, first.point.target_bps, mpixel_frames=size, **CALL_SEEDS["repeat_encode"]
         )
         if not enc.ok or again is None:
             return f"second encode: {enc.reason}", enc.details(), enc.sandbox_overhead_s
@@ -548,7 +568,7 @@ class Judge:
                 f"first difference at byte {_first_difference(first.bitstream, again)})"
             )
             return failure, "second encode ran with OMP/MKL threads=2 and PYTHONHASHSEED=1", enc.sandbox_overhead_s
-        dec, video = self.runner.decode(cand, first.bitstream, **CALL_SEEDS["repeat_decode"])
+        dec, video = self.runner.decode(cand, first.bitstream, mpixel_frames=size, **CALL_SEEDS["repeat_decode"])
         spent = enc.sandbox_overhead_s + dec.sandbox_overhead_s
         if not dec.ok or video is None:
             return f"repeated decode: {dec.reason}", dec.details(), spent

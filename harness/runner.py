@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Literal
 
 from harness.candidate import CandidateSource
@@ -156,12 +157,50 @@ def _scratch_dir() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
+@dataclass(frozen=True)
+class CallBudget:
+    """The CPU a call of a clip's size may use ([budget] in fixtures/suite.toml): what the kill limits scale with.
+
+    The limits gate judges the candidate's own CPU against this budget; the kill limits of a call
+    must never come first for a candidate inside it, on a clip of any length or a loaded machine.
+    """
+
+    encode_cpu_s_per_mpixel: float
+    decode_cpu_s_per_mpixel: float
+    import_allowance_s: float
+
+    def cpu_s(self, stage: Stage, mpixel_frames: float) -> float:
+        rate = self.encode_cpu_s_per_mpixel if stage == "encode" else self.decode_cpu_s_per_mpixel
+        return rate * mpixel_frames + self.import_allowance_s
+
+
+# A call's wall-clock kill is at least this many times its CPU kill: on a 2-core machine loaded
+# several times over, a candidate inside its CPU budget still finishes before it.
+WALL_PER_CPU_S = 4.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Runner:
     """Runs candidates' check, encode and decode, each in a fresh sandboxed process."""
 
     sandbox: Sandbox
     limits: Limits = Limits()
+    budget: CallBudget | None = None
+
+    def limits_for(self, stage: Stage, mpixel_frames: float | None) -> Limits:
+        """The kill limits of one call: the configured ones, raised where the clip's CPU budget needs more.
+
+        A long clip's budget (CPU seconds per Mpixel-frame x its size) can exceed the fixed [limits]
+        cpu_s and wall_s; a codec within its budget must then not be killed for the clip's length.
+        """
+        if self.budget is None or not mpixel_frames or stage == "check":
+            return self.limits
+        needed = self.budget.cpu_s(stage, mpixel_frames) * 1.1 + 5
+        cpu_s = max(self.limits.cpu_s, math.ceil(needed))
+        wall_s = max(self.limits.wall_s, WALL_PER_CPU_S * needed)
+        if (cpu_s, wall_s) == (self.limits.cpu_s, self.limits.wall_s):
+            return self.limits
+        return replace(self.limits, cpu_s=cpu_s, wall_s=wall_s)
 
     def _env(self, threads: int, hash_seed: int) -> dict[str, str]:
         n = str(threads)
@@ -188,8 +227,12 @@ class Runner:
         target_bps: float = 0.0,
         threads: int = 1,
         hash_seed: int = 0,
+        mpixel_frames: float | None = None,
     ) -> tuple[Outcome, object]:
         scratch = _scratch_dir()
+        if mpixel_frames is None and isinstance(payload, Video):
+            mpixel_frames = payload.width * payload.height * payload.frames / 1e6
+        limits = self.limits_for(mode, mpixel_frames)
         with (
             _sealed_input(payload) as sealed,
             sealed.open() as inp,
@@ -216,14 +259,14 @@ class Runner:
             raw = self.sandbox.run(
                 args,
                 candidate=candidate.path,
-                limits=self.limits,
+                limits=limits,
                 env=self._env(threads, hash_seed),
                 track=candidate.track,
                 pass_fds=(inp.fileno(), out.fileno(), status.fileno()),
             )
             status.seek(0)
             status_text = status.read(_STATUS_LIMIT).decode("utf-8", "replace")
-            outcome = self._interpret(mode, raw, status_text)
+            outcome = self._interpret(mode, raw, status_text, limits)
             if not outcome.ok or mode == "check":
                 return outcome, None
             out.seek(0)
@@ -235,7 +278,7 @@ class Runner:
                 return _replace(outcome, ok=False, kind="bad_output", message=str(err)), None
             return outcome, video
 
-    def _interpret(self, mode: Stage, raw: RawRun, status_text: str) -> Outcome:
+    def _interpret(self, mode: Stage, raw: RawRun, status_text: str, lim: Limits) -> Outcome:
         base = {
             "stage": mode,
             "stdout": raw.stdout,
@@ -244,7 +287,6 @@ class Runner:
             "cpu_s": raw.cpu_s,
             "peak_rss_bytes": 0,  # unknown until the worker reports its own (a killed worker cannot)
         }
-        lim = self.limits
         if raw.timed_out:
             msg = f"killed after {raw.wall_s:.1f} s: over the wall-clock limit of {lim.wall_s:g} s"
             return Outcome(ok=False, kind="timeout", message=msg, **base)
@@ -256,7 +298,7 @@ class Runner:
         except json.JSONDecodeError:
             status = None
         if not isinstance(status, dict) or status.get("mode") != mode:
-            return Outcome(ok=False, **self._no_status(raw), **base)
+            return Outcome(ok=False, **self._no_status(raw, lim), **base)
         for key in ("call_s", "call_cpu_s", "import_s", "import_cpu_s"):
             value = _float_or_none(status.get(key))
             base[key] = value if value is not None and value >= 0 else None
@@ -271,7 +313,7 @@ class Runner:
         if isinstance(cpu, (int, float)) and cpu > raw.cpu_s:
             base["cpu_s"] = float(cpu)
         if raw.returncode != 0:
-            return Outcome(ok=False, **self._no_status(raw), **base)
+            return Outcome(ok=False, **self._no_status(raw, lim), **base)
         if status.get("ok") is True:
             return Outcome(ok=True, kind="ok", message="", **base)
         kind = status.get("kind") if status.get("kind") in FailureKind.__args__ else "exception"
@@ -286,8 +328,7 @@ class Runner:
         extra = {"traceback": status["traceback"]} if status.get("traceback") else {}
         return Outcome(ok=False, kind=kind, message=message, extra=extra, **base)
 
-    def _no_status(self, raw: RawRun) -> dict[str, str]:
-        lim = self.limits
+    def _no_status(self, raw: RawRun, lim: Limits) -> dict[str, str]:
         code = raw.returncode
         tail = raw.stderr.strip().splitlines()[-1:] or [""]
         # bwrap reports its child's death by signal N as exit status 128 + N.
@@ -315,23 +356,27 @@ class Runner:
 
     def encode(
         self, candidate: CandidateSource, source: Video | SealedFile, target_bps: float, *, threads: int = 1,
-        hash_seed: int = 0,
+        hash_seed: int = 0, mpixel_frames: float | None = None,
     ) -> tuple[Outcome, bytes | None]:
-        """encode(source, target_bps) in a fresh sandbox; `source` as a Video or the clip store's sealed file."""
+        """encode(source, target_bps) in a fresh sandbox; `source` as a Video or the clip store's sealed file.
+
+        `mpixel_frames` (the clip's size) scales the call's kill limits with its CPU budget.
+        """
         return self._call(  # type: ignore[return-value]
-            "encode", candidate, payload=source, target_bps=target_bps, threads=threads, hash_seed=hash_seed
+            "encode", candidate, payload=source, target_bps=target_bps, threads=threads, hash_seed=hash_seed,
+            mpixel_frames=mpixel_frames,
         )
 
     def decode(
-        self, candidate: CandidateSource, bitstream: bytes, *, threads: int = 1, hash_seed: int = 0
+        self, candidate: CandidateSource, bitstream: bytes, *, threads: int = 1, hash_seed: int = 0,
+        mpixel_frames: float | None = None,
     ) -> tuple[Outcome, Video | None]:
         """decode(bitstream) in a fresh sandbox that sees nothing but the bitstream."""
         return self._call(  # type: ignore[return-value]
-            "decode", candidate, payload=bitstream, threads=threads, hash_seed=hash_seed
+            "decode", candidate, payload=bitstream, threads=threads, hash_seed=hash_seed,
+            mpixel_frames=mpixel_frames,
         )
 
 
 def _replace(outcome: Outcome, **changes: object) -> Outcome:
-    from dataclasses import replace
-
     return replace(outcome, **changes)

@@ -122,7 +122,7 @@ def build_judge(options: SuiteOptions, root: Path, *, run_id: str | None = None)
     if frames < 1:
         raise HarnessError(f"--frames must be at least 1, got {frames}")
     judge = Judge(
-        runner=Runner(sandbox=sandbox, limits=suite.limits),
+        runner=Runner(sandbox=sandbox, limits=suite.limits, budget=suite.call_budget()),
         config=suite,
         clips=clips,
         candidates=candidates,

@@ -141,6 +141,18 @@ def test_measuring_real_anchors_on_a_real_clip():
     measured = measure_costs(video, specs, ComplexityConfig(anchors=("x265", "x264"), repeats=1))
     assert set(measured["anchors"]) == {"x265", "x264"} and measured["reference"] == "x265"
     assert measured["anchors"]["x264"]["anchor_id"].startswith("x264-medium-")
+    # A long clip is timed on its first max_frames frames, counted as such per megapixel-frame.
+    capped = measure_costs(video, specs, ComplexityConfig(anchors=("x265",), repeats=1, max_frames=2))
+    assert capped["anchors"]["x265"]["megapixel_frames"] == pytest.approx(2 * 64 * 96 / 1e6)
+
+
+def test_max_frames_is_read_and_checked(tmp_path):
+    path = tmp_path / "complexity.toml"
+    path.write_text('[complexity]\nreference = "x265"\nanchors = ["x265"]\nmax_frames = 12\n')
+    assert load_complexity_config(path).max_frames == 12
+    path.write_text('[complexity]\nreference = "x265"\nanchors = ["x265"]\nmax_frames = 1\n')
+    with pytest.raises(ConfigError, match="max_frames = 1 must be an integer of at least 2"):
+        load_complexity_config(path)
 
 
 # ----------------------------------------------------------------------------- reports

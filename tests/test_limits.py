@@ -400,3 +400,45 @@ def test_the_report_schema_describes_each_calls_figures():
     for key in ("import_s", "import_cpu_s", "call_cpu_s"):
         assert key in schema["$defs"]["call"]["properties"]
         assert not validator.is_valid({**outcome.to_json(), key: "1.5 s"}), key
+
+
+def test_kill_limits_grow_with_the_clips_cpu_budget_and_never_shrink():
+    """A codec inside its CPU budget is never killed for a clip's length: the standard profile's
+    250-frame clips have budgets beyond the fixed [limits] cpu_s and wall_s."""
+    runner = Runner(sandbox=Sandbox(mode="none"), limits=CONFIG.limits, budget=CONFIG.call_budget())
+    tiny = runner.limits_for("encode", 64 * 64 * 2 / 1e6)
+    assert (tiny.cpu_s, tiny.wall_s) == (CONFIG.limits.cpu_s, CONFIG.limits.wall_s)
+    assert runner.limits_for("check", None) == CONFIG.limits
+    # bigbuckbunny at full length: 1280x720 x 132 frames = 121.6 Mpixel-frames.
+    mpf = 1280 * 720 * 132 / 1e6
+    long = runner.limits_for("encode", mpf)
+    budget = CONFIG.call_cpu_budget_s("encode", mpf) + CONFIG.import_allowance_s
+    assert long.cpu_s >= budget > CONFIG.limits.cpu_s
+    assert long.wall_s >= 4 * budget
+    assert long.memory_bytes == CONFIG.limits.memory_bytes and long.processes == CONFIG.limits.processes
+    decode = runner.limits_for("decode", mpf)
+    assert CONFIG.limits.cpu_s <= decode.cpu_s < long.cpu_s
+    # Without a budget (hostile tests, trusted runs) the configured limits stand.
+    assert Runner(sandbox=Sandbox(mode="none"), limits=CONFIG.limits).limits_for("encode", mpf) == CONFIG.limits
+
+
+def test_a_long_clips_call_runs_under_its_scaled_limits(tmp_path):
+    """The sandbox really gets the scaled CPU limit: a call sees RLIMIT_CPU above the fixed one."""
+    cand = tmp_path / "rlimit_probe.py"
+    cand.write_text(textwrap.dedent('''
+        """Reports RLIMIT_CPU through the bitstream."""
+        import resource
+
+        def encode(video, target_bitrate):
+            return str(resource.getrlimit(resource.RLIMIT_CPU)[0]).encode()
+
+        def decode(bitstream):
+            raise NotImplementedError
+    '''))
+    (source,) = discover_candidates(tmp_path)
+    limits = dataclasses.replace(CONFIG.limits, cpu_s=30, wall_s=60)
+    runner = Runner(sandbox=Sandbox(), limits=limits, budget=CONFIG.call_budget())
+    out, payload = runner.encode(source, VIDEO, 1e5, mpixel_frames=50.0)
+    assert out.ok, out.details()
+    expected = runner.limits_for("encode", 50.0).cpu_s
+    assert int(payload) == expected > 30
