@@ -92,7 +92,8 @@ class SuiteConfig:
             f"{self.peak_rss_bytes / 2**30:.1f} GiB of resident memory. Importing the module is timed "
             f"apart from the call and may take {self.import_allowance_s:g} s. A call is killed after "
             f"{self.limits.wall_s:g} s of wall time, {self.limits.cpu_s:g} s of CPU or "
-            f"{self.limits.memory_bytes / 2**30:.1f} GiB of address space."
+            f"{self.limits.memory_bytes / 2**30:.1f} GiB of address space (the time limits rise with a long "
+            "clip's budget, so a call within it is never killed)."
         )
 
     def to_json(self) -> dict[str, object]:
