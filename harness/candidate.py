@@ -19,7 +19,7 @@ from pathlib import Path
 from harness.errors import CandidateError
 from harness.toolbox import TRACKS, load_toolbox
 
-__all__ = ["CandidateSource", "discover_candidates", "select_candidates", "CONTRACT_TEXT"]
+__all__ = ["CandidateSource", "discover_candidates", "select_candidates"]  # and CONTRACT_TEXT, made on first use
 
 _CONTRACT_HEAD = """\
 A candidate is one Python module `candidates/<name>.py` (or a package `candidates/<name>/`).
@@ -64,7 +64,12 @@ def _contract_text() -> str:
     return _CONTRACT_HEAD + textwrap.fill(tracks, width=95, break_on_hyphens=False) + "\n"
 
 
-CONTRACT_TEXT = _contract_text()
+def __getattr__(name: str) -> str:
+    # CONTRACT_TEXT reads the toolbox: on first use, not at import (an installed harness finds the
+    # project's fixtures/ only once it runs there).
+    if name == "CONTRACT_TEXT":
+        return _contract_text()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from harness.gates import (
 from harness.measure import Measurement, measure, measurement_versions, metrics_for
 from harness.results import Curve, bd_between
 from harness.runner import Outcome, Runner
-from harness.toolbox import DEFAULT_PATH as DEFAULT_TOOLBOX_PATH
+from harness.toolbox import toolbox_path
 from harness.video import Video
 
 # Bump when the worker, runner or judging changes in a way that could change a result.
@@ -178,7 +178,7 @@ def sandbox_fingerprint() -> str:
     the toolbox guard and its data. A result judged under other walls is never reused."""
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in (*(here / f for f in _SANDBOX_FILES), DEFAULT_TOOLBOX_PATH):
+    for path in (*(here / f for f in _SANDBOX_FILES), toolbox_path()):
         data = path.read_bytes() if path.is_file() else b"(missing)"
         digest.update(path.name.encode() + b"\0" + data + b"\0")
     return digest.hexdigest()

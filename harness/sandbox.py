@@ -337,7 +337,7 @@ class Sandbox:
         for path in blank:
             args += ["--tmpfs", path]
         # The track's toolbox, nothing else of the environment (fixtures/toolbox.toml).
-        from harness.toolbox import DEFAULT_PATH, load_toolbox
+        from harness.toolbox import load_toolbox, toolbox_path
 
         args += _mkdirs_args(f"{SANDBOX_SITE}/x", made)
         entries, programs = _toolbox_view(track)
@@ -349,7 +349,7 @@ class Sandbox:
         args += _mkdirs_args(f"{SANDBOX_LIB}/harness", made)
         args += ["--ro-bind", str(harness_dir), f"{SANDBOX_LIB}/harness"]
         args += _mkdirs_args(f"{SANDBOX_LIB}/fixtures/toolbox.toml", made)
-        args += ["--ro-bind", str(DEFAULT_PATH), f"{SANDBOX_LIB}/fixtures/toolbox.toml"]
+        args += ["--ro-bind", str(toolbox_path()), f"{SANDBOX_LIB}/fixtures/toolbox.toml"]
         inside = f"{SANDBOX_CANDIDATE}/{candidate.name}"
         args += _mkdirs_args(inside, made) + ["--ro-bind", str(candidate), inside]
         if self.gpu:
@@ -450,7 +450,7 @@ def _packaged_clip_dirs() -> list[str]:
 
 def _bwrap_version() -> str:
     try:
-        out = subprocess.run([_find_bwrap(), "--version"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([_find_bwrap(), "--version"], check=False, capture_output=True, text=True, timeout=10)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError) as err:
         return f"unknown ({err})"
@@ -477,7 +477,7 @@ def _run(argv: list[str], *, env: dict[str, str], limits: Limits, pass_fds: tupl
             env=env,
             pass_fds=pass_fds,
             start_new_session=True,
-            preexec_fn=lambda: _set_limits(limits),
+            preexec_fn=lambda: _set_limits(limits),  # noqa: PLW1509 - only setrlimit, async-signal-safe
         )
     except OSError as err:
         raise SandboxError(f"could not start the sandbox ({argv[0]}): {err}") from err

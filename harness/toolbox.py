@@ -46,6 +46,17 @@ __all__ = [
 Track = Literal["native", "open"]
 TRACKS: tuple[str, ...] = ("native", "open")
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "toolbox.toml"
+TOOLBOX_ENV = "CODEC_HARNESS_TOOLBOX"
+
+
+def toolbox_path() -> Path:
+    """The toolbox file: $CODEC_HARNESS_TOOLBOX, else the checkout's fixtures/toolbox.toml (beside this
+    package: a checkout, an editable install, the sandbox's view), else the project's (the current
+    folder's fixtures/, for a harness installed into site-packages)."""
+    if os.environ.get(TOOLBOX_ENV):
+        return Path(os.environ[TOOLBOX_ENV])
+    project = Path.cwd() / "fixtures" / "toolbox.toml"
+    return DEFAULT_PATH if DEFAULT_PATH.is_file() or not project.is_file() else project
 _EXEC_EVENTS = ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.system", "os.spawn", "pty.spawn")
 
 
@@ -203,7 +214,7 @@ def record_paths(dist: importlib.metadata.Distribution) -> list[str]:  # noqa: F
 
 def load_toolbox(path: Path | None = None) -> Toolbox:
     """Read fixtures/toolbox.toml (or `path`); every problem names the file and the entry."""
-    path = Path(path) if path is not None else DEFAULT_PATH
+    path = Path(path) if path is not None else toolbox_path()
     return _load(path.resolve())
 
 
