@@ -5,8 +5,9 @@
    candidates are listed, not judged).
 2. Runs `python -m pytest benchmarks/test_codecs.py --profile standard --candidates <those>` in a subprocess
    (`harness.suite.run_suite`, in the repository): the same code path as `pytest benchmarks/`. The plugin adds
-   each track's champion to the run; for a track with no champion yet every candidate of that
-   track runs, so that the first-champion rule (the track's best reference candidate) can be applied.
+   each track's champion to the run; for a track with no champion yet that has a changed candidate,
+   every candidate of that track runs, so that the first-champion rule (the track's best reference
+   candidate) can be applied (a track the change does not touch does not run).
 3. Judges each changed candidate with harness.adoption against the *base branch's* ledger and
    adoption thresholds (a pull request cannot lower its own bar), writes a short Markdown summary
    and exits 0 only when every changed candidate is adoptable (1 when one is not, 2 on a usage
@@ -492,15 +493,15 @@ def working_tree_notes(repo: Path) -> list[str]:
 def _suite_candidates(
     repo: Path, changed: Sequence[str], champs: Mapping[Track, LedgerEntry | None]
 ) -> list[str]:
-    """The candidates the suite runs: the changed ones; for a track with no champion, every candidate
-    of that track (the plugin adds each track's champion)."""
+    """The candidates the suite runs: the changed ones; for each track that has a changed candidate
+    but no champion, every candidate of that track (the plugin adds each track's champion). A track
+    with no changed candidate adds nothing, champion or not."""
     run = list(changed)
+    found = discover_candidates(repo / CANDIDATES)
+    track_of = {c.name: getattr(c, "track", "native") for c in found}
     # First-champion rule: the track's best passing candidate of all, so all of the track run.
-    run += [
-        c.name
-        for c in discover_candidates(repo / CANDIDATES)
-        if c.name not in run and not c.problem and champs.get(getattr(c, "track", "native")) is None
-    ]
+    championless = {track_of[n] for n in changed if n in track_of and champs.get(track_of[n]) is None}
+    run += [c.name for c in found if c.name not in run and not c.problem and track_of[c.name] in championless]
     return run
 
 

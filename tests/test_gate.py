@@ -1,13 +1,16 @@
 """The CI gate end to end on a temporary git repository, and its parts.
 
 The repository holds a copy of this project's harness, suite and fixtures with the two reference
-candidates, and a ledger whose champion is dct_inter. The suite runs for real (sandboxed) on one
-small clip, 3 frames, with an anchor cache shared by the runs of this module:
+candidates (dct_inter, native; x264_pyav, a libx264 wrapper in the open track) and jpeg_planes (an
+honest but weak intra-only codec, tests/data/honest), and a ledger whose native champion is
+jpeg_planes; the open track has no champion. The suite runs for real (sandboxed) on one small clip,
+3 frames, with an anchor cache shared by the runs of this module:
 
-1. a pull request adding `x264_copy` (the libx264 wrapper under another docstring) passes the
-   gate: it beats dct_inter by far more than the margin; it is then adopted after the merge;
-2. a pull request adding `x264_again` (another copy) and `broken` (a decoder returning black
-   frames) fails the gate: x264_again's bitstreams are identical to the champion's ledger entry
+1. a pull request adding `dct_copy` (dct_inter under another docstring) passes the gate: it beats
+   jpeg_planes by far more than the margin; only the native track runs (the open track has no
+   champion, but the change touches none of its candidates); dct_copy is adopted after the merge;
+2. a pull request adding `dct_again` (another copy) and `broken` (a decoder returning black
+   frames) fails the gate: dct_again's bitstreams are identical to the champion's ledger entry
    (the seeds' failure: the same code judged again under a new name), broken fails test_quality.
    The same pull request edits ledger.jsonl to crown `broken`: the gate judges against the base
    branch's ledger, says so, and never writes the ledger itself.
@@ -88,7 +91,7 @@ def shared_clip(shared_fixtures) -> Path:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, shared_clip) -> dict[str, Path]:
-    """A project repository on branch main (champion dct_inter in its ledger), clips and a cache."""
+    """A project repository on branch main (native champion jpeg_planes in its ledger), clips and a cache."""
     top = tmp_path_factory.mktemp("gate")
     clips = top / "clips"
     clips.mkdir()
@@ -105,18 +108,23 @@ def workspace(tmp_path_factory, shared_clip) -> dict[str, Path]:
     (repo / "candidates").mkdir()
     for name in ("dct_inter.py", "x264_pyav.py"):
         shutil.copy(REPO / "candidates" / name, repo / "candidates" / name)
+    shutil.copy(REPO / "tests" / "data" / "honest" / "jpeg_planes.py", repo / "candidates" / "jpeg_planes.py")
     found = {c.name: c for c in discover_candidates(repo / "candidates")}
+    assert {n: c.track for n, c in found.items()} == {
+        "dct_inter": "native", "jpeg_planes": "native", "x264_pyav": "open"
+    }
     Ledger(repo / "ledger.jsonl").append(
         LedgerEntry(
-            candidate="dct_inter",
-            source_sha256=found["dct_inter"].sha256,
+            candidate="jpeg_planes",
+            track="native",
+            source_sha256=found["jpeg_planes"].sha256,
             decision="adopted",
             reason="seeded by the gate test",
         )
     )
     (repo / "ledger.jsonl.lock").unlink()
     git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "project with two reference candidates; champion dct_inter")
+    git(repo, "commit", "-qm", "project with three candidates; native champion jpeg_planes")
     return {
         "top": top, "repo": repo, "clips": clips, "heldout": heldout, "cache": top / "cache",
         "reports": top / "reports",
@@ -153,15 +161,15 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
     ws, repo = workspace, workspace["repo"]
     config = load_adoption_config(repo / "fixtures" / "adoption.toml")
 
-    # 1. A good change: a new candidate that beats the champion.
-    git(repo, "checkout", "-qb", "add-x264-copy")
+    # 1. A good change: a new native candidate that beats the native champion.
+    git(repo, "checkout", "-qb", "add-dct-copy")
     renamed_copy(
-        repo / "candidates" / "x264_pyav.py",
-        repo / "candidates" / "x264_copy.py",
-        "Copy of the libx264 reference wrapper under another name.",
+        repo / "candidates" / "dct_inter.py",
+        repo / "candidates" / "dct_copy.py",
+        "Copy of the native DCT reference codec under another name.",
     )
     git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "x264_copy")
+    git(repo, "commit", "-qm", "dct_copy")
     summary = ws["top"] / "gate-good.md"
     assert run_gate_cli(ws, summary) == 0
     text = summary.read_text()
@@ -169,42 +177,44 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
     assert text in out  # printed as well
     assert text.startswith(gate.MARKER)
     assert "## Candidate gate: ✅ adoptable" in text
-    assert "Changed vs `main`: `x264_copy`; native champion `dct_inter` (ledger seq 1)." in text
-    row = next(line for line in text.splitlines() if line.startswith("| `x264_copy`"))
+    assert "Changed vs `main`: `dct_copy`; native champion `jpeg_planes` (ledger seq 1)." in text
+    row = next(line for line in text.splitlines() if line.startswith("| `dct_copy`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "native" and cells[2] == "✅ adoptable"
     assert cells[4].startswith("↓ ") and cells[4].endswith("% fewer bits")  # vs the champion
-    assert "- **`x264_copy`** — adoptable: beats native champion dct\\_inter (seq 1) on PSNR-YUV: ↓ " in text
+    assert float(cells[4].split()[1]) > 10 * config.margin_percent  # by far more than the margin
+    assert "- **`dct_copy`** — adoptable: beats native champion jpeg\\_planes (seq 1) on PSNR-YUV: ↓ " in text
     assert "The gate does not write the ledger" in text
     reports = sorted(ws["reports"].glob("run-*.json"))
     assert len(reports) == 1
     doc = json.loads(reports[0].read_text())
-    assert set(doc["candidates"]) == {"x264_copy", "dct_inter"}  # the changed one and the champion
-    assert doc["candidates"]["dct_inter"]["passed_all"] and doc["candidates"]["x264_copy"]["passed_all"]
-    assert [e.candidate for e in Ledger(repo / "ledger.jsonl").entries()] == ["dct_inter"]
+    # the changed one and the native champion; not the open track's x264_pyav (the change has no open candidate)
+    assert set(doc["candidates"]) == {"dct_copy", "jpeg_planes"}
+    assert doc["candidates"]["jpeg_planes"]["passed_all"] and doc["candidates"]["dct_copy"]["passed_all"]
+    assert [e.candidate for e in Ledger(repo / "ledger.jsonl").entries()] == ["jpeg_planes"]
 
     # After the merge, adoption is its own step (from the gate's report: the sources are the same).
     git(repo, "checkout", "-q", "main")
-    git(repo, "merge", "-q", "--ff-only", "add-x264-copy")
+    git(repo, "merge", "-q", "--ff-only", "add-dct-copy")
     entry = adopt(
         reports[0],
-        "x264_copy",
+        "dct_copy",
         ledger=Ledger(repo / "ledger.jsonl"),
         candidates_dir=repo / "candidates",
         config=config,
-        parent="x264_pyav",
+        parent="dct_inter",
     )
-    assert (entry.decision, entry.seq, entry.parent) == ("adopted", 2, "x264_pyav")
+    assert (entry.decision, entry.seq, entry.parent, entry.track) == ("adopted", 2, "dct_inter", "native")
     (repo / "ledger.jsonl.lock").unlink()
-    git(repo, "commit", "-qam", "adopt x264_copy")
+    git(repo, "commit", "-qam", "adopt dct_copy")
     ledger_before = (repo / "ledger.jsonl").read_bytes()
 
     # 2. A bad change: another copy (identical bitstreams) and a broken candidate, and a forged ledger.
     git(repo, "checkout", "-qb", "bad-change")
     renamed_copy(
-        repo / "candidates" / "x264_pyav.py",
-        repo / "candidates" / "x264_again.py",
-        "Yet another name for the libx264 reference wrapper.",
+        repo / "candidates" / "dct_inter.py",
+        repo / "candidates" / "dct_again.py",
+        "Yet another name for the native DCT reference codec.",
     )
     (repo / "candidates" / "broken.py").write_text(BROKEN)
     broken_sha = {c.name: c.sha256 for c in discover_candidates(repo / "candidates")}["broken"]
@@ -220,9 +230,9 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
     capsys.readouterr()
     text = summary.read_text()
     assert "## Candidate gate: ❌ not adoptable" in text
-    assert "Changed vs `main`: `broken`, `x264_again`; native champion `x264_copy` (ledger seq 2)." in text
+    assert "Changed vs `main`: `broken`, `dct_again`; native champion `dct_copy` (ledger seq 2)." in text
     assert (
-        "- **`x264_again`** — rejected: identical results to x264\\_copy (seq 2): the same bitstreams — "
+        "- **`dct_again`** — rejected: identical results to dct\\_copy (seq 2): the same bitstreams — "
         "is this the same codec?"
     ) in text
     broken_line = next(line for line in text.splitlines() if line.startswith("- **`broken`**"))
@@ -232,21 +242,29 @@ def test_gate_end_to_end_good_then_bad_change(workspace, capsys):
     assert "this change also edits how candidates are judged (ledger.jsonl)" in text
     newest = max(ws["reports"].glob("run-*.json"), key=lambda p: p.stat().st_mtime_ns)
     doc = json.loads(newest.read_text())
-    assert set(doc["candidates"]) == {"broken", "x264_again", "x264_copy"}
-    assert doc["champion"]["name"] == "x264_copy"
+    assert set(doc["candidates"]) == {"broken", "dct_again", "dct_copy"}
+    assert doc["champion"]["name"] == "dct_copy"
     # The gate never writes the ledger (the committed forged line stays the pull request's own).
     git(repo, "checkout", "-q", "main")
     assert (repo / "ledger.jsonl").read_bytes() == ledger_before
 
 
-def test_no_candidate_changed_passes_without_running_the_suite(workspace, tmp_path, capsys):
+def test_no_candidate_changed_passes_without_running_the_suite(workspace, tmp_path, monkeypatch, capsys):
     summary = tmp_path / "gate.md"
     before = set(workspace["reports"].glob("run-*.json")) if workspace["reports"].exists() else set()
-    # a branch whose change does not touch candidates/
+    suite_runs = []
+
+    def no_suite(*args, **kwargs):
+        suite_runs.append((args, kwargs))
+        pytest.fail("the gate ran a suite with no candidate changed")
+
+    monkeypatch.setattr(gate, "run_suite", no_suite)
+    # a branch of main (whatever branch the workspace repository was left on) that does not touch candidates/
     repo = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(workspace["repo"]), str(repo)], check=True)
+    subprocess.run(["git", "clone", "-q", "-b", "main", str(workspace["repo"]), str(repo)], check=True)
     (repo / "README.md").write_text("notes\n")
     assert harness_main(["gate", "--repo", str(repo), "--base", "origin/main", "--summary", str(summary)]) == 0
+    assert suite_runs == []
     text = summary.read_text()
     assert "## Candidate gate: no candidate changed" in text
     assert "nothing to judge" in text
@@ -309,6 +327,35 @@ def test_changed_candidates_from_commits_worktree_and_untracked_files(tmp_path):
     assert gate.changed_candidates(repo, "main") == ([], [])
 
 
+def test_suite_candidates_add_only_the_tracks_of_changed_candidates_without_a_champion(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    cands = repo / "candidates"
+    cands.mkdir()
+    shutil.copy(REPO / "candidates" / "dct_inter.py", cands / "dct_inter.py")
+    renamed_copy(REPO / "candidates" / "dct_inter.py", cands / "dct_copy.py", "Another native DCT codec.")
+    shutil.copy(REPO / "candidates" / "x264_pyav.py", cands / "x264_pyav.py")
+    renamed_copy(REPO / "candidates" / "x264_pyav.py", cands / "x264_copy.py", "Another libx264 wrapper.")
+    (cands / "bad.py").write_text("def encode(v, r): ...\n")  # a problem (no docstring): never added
+    tracks = {c.name: c.track for c in discover_candidates(cands)}
+    assert tracks == {
+        "bad": "native", "dct_copy": "native", "dct_inter": "native", "x264_copy": "open", "x264_pyav": "open"
+    }
+    none = {"native": None, "open": None}
+    native_champ = {"native": LedgerEntry(candidate="dct_inter", track="native", source_sha256="0" * 64,
+                                          decision="adopted", reason="seed", seq=1), "open": None}
+    run = gate._suite_candidates
+    # a native-only change: every native candidate when native has no champion, never the open track's
+    assert run(repo, ["dct_copy"], none) == ["dct_copy", "dct_inter"]
+    assert run(repo, ["dct_copy"], native_champ) == ["dct_copy"]  # the plugin adds the champion
+    # an open-only change: every open candidate, never the native track's
+    assert run(repo, ["x264_copy"], none) == ["x264_copy", "x264_pyav"]
+    assert run(repo, ["x264_copy"], native_champ) == ["x264_copy", "x264_pyav"]
+    # both tracks changed: each championless track runs whole
+    assert run(repo, ["dct_copy", "x264_copy"], none) == ["dct_copy", "x264_copy", "dct_inter", "x264_pyav"]
+    assert run(repo, ["dct_copy", "x264_copy"], native_champ) == ["dct_copy", "x264_copy", "x264_pyav"]
+    assert run(repo, ["gone"], none) == ["gone"]  # a name the folder lacks adds no track
+
+
 def test_summary_escapes_untrusted_text():
     config = AdoptionConfig()
     v = Verdict(
@@ -353,7 +400,7 @@ def test_summary_table_survives_a_hostile_candidate_name():
     )
     rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "Candidate" not in ln]
     assert len(rows) == 1 and "\n" not in rows[0]
-    assert re.sub(r"\\.", "", rows[0]).count("|") == 7  # six cells: no pipe of the name splits one
+    assert re.sub(r"\\.", "", rows[0]).count("|") == 8  # seven cells: no pipe of the name splits one
     for raw in ("<b>", "`x`", "*y*", "@z", "c|lip"):
         assert raw not in text, raw
 
@@ -363,7 +410,12 @@ def test_without_a_champion_every_candidate_runs_and_the_best_reference_wins(tmp
     repo = init_repo(tmp_path / "r")
     shutil.copytree(REPO / "fixtures", repo / "fixtures")
     (repo / "candidates").mkdir()
-    shutil.copy(REPO / "candidates" / "x264_pyav.py", repo / "candidates" / "x264_pyav.py")
+    # The recorded report predates tracks (both of its candidates native): x264_pyav without its
+    # TRACK line stands in for a native reference; the real wrapper (open track) must not run.
+    wrapper = (REPO / "candidates" / "x264_pyav.py").read_text()
+    assert 'TRACK = "open"' in wrapper
+    (repo / "candidates" / "x264_pyav.py").write_text(wrapper.replace('TRACK = "open"', 'TRACK = "native"'))
+    shutil.copy(REPO / "candidates" / "x264_pyav.py", repo / "candidates" / "x264_open.py")
     (repo / "ledger.jsonl").write_text("")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "base")
