@@ -66,11 +66,12 @@ def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     if not clips.is_dir():
         clips.mkdir()
         shutil.copy(CLIP, clips / "park_joy.y4m")
+        (tmp_path / "ledger.jsonl").write_text("")  # no champion joins: only x264_pyav's stages
     return subprocess.run(
         [
             sys.executable, "-m", "pytest", "benchmarks/test_codecs.py", "-p", "no:cacheprovider", "-p", "no:randomly",
             f"--clips={clips}", "--frames=2", "--candidates=x264_pyav", f"--report-dir={tmp_path / 'r'}",
-            f"--cache-dir={tmp_path / 'cache'}", "-k", "test_contract or test_round_trip", *extra,
+            f"--cache-dir={tmp_path / 'cache'}", f"--ledger={tmp_path / 'ledger.jsonl'}", "-k", "test_contract or test_round_trip", *extra,
         ],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
     )
