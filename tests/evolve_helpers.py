@@ -4,7 +4,11 @@ The SDK is built with an HTTP client whose transport answers from canned replies
 MockTransport of the httpx flavour the SDK uses), so its request building, retries, streaming and
 parsing all run. Candidates are judged by the real suite (a subprocess of pytest
 benchmarks/test_codecs.py, sandboxed) on one small real clip, 3 frames, with a ledger whose
-champion is dct_inter (seeded once per session from a real suite run) and a shared anchor cache.
+native champion is jpeg_planes (tests/data/honest: an honest but weak intra-only numpy codec,
+seeded once per session from a real suite run) and a shared anchor cache. The loop evolves the
+native track (the default), so the canned candidates are native codecs: the good one is
+candidates/dct_inter.py under a new docstring (motion compensation and zstd: far fewer bits than
+the champion), the worse one jpeg_planes at a weaker zlib level.
 
 A test module uses the fixtures by importing them: `from tests.evolve_helpers import project, world`.
 """
@@ -44,24 +48,28 @@ _WORLD = pytest.StashKey[dict]()
 # ----------------------------------------------------------------------------- canned replies
 
 
-def _x264_source() -> str:
-    return (REPO / "candidates" / "x264_pyav.py").read_text(encoding="utf-8")
+CHAMPION = "jpeg_planes"  # the world's native champion (ledger seq 1)
+
+
+def _champion_source() -> str:
+    return (TESTS / "data" / "honest" / f"{CHAMPION}.py").read_text(encoding="utf-8")
 
 
 def good_code() -> str:
-    """A real, working codec (the x264 reference wrapper) with a new docstring."""
-    src = _x264_source()
-    out = src.replace('"""Reference wrapper of libx264', '"""Evolved (canned reply): libx264', 1)
-    assert out != src
+    """A real, working native codec that beats the champion: candidates/dct_inter.py with a new docstring."""
+    src = (REPO / "candidates" / "dct_inter.py").read_text(encoding="utf-8")
+    out = src.replace('"""Reference hybrid codec in numpy', '"""Evolved (canned reply): hybrid codec in numpy', 1)
+    assert out != src and "TRACK" not in out  # native: no track declaration
     return out
 
 
 def worse_code() -> str:
-    """The same codec at x264's ultrafast preset: passes the suite, needs many more bits."""
-    out = good_code().replace('"preset": "medium"', '"preset": "ultrafast"').replace(
-        "Evolved (canned reply)", "Evolved (canned reply, ultrafast preset)", 1
+    """The champion's intra-only codec at zlib level 1: passes the suite, needs many more bits than good_code."""
+    src = _champion_source()
+    out = src.replace("zlib.compress(b\"\".join(parts), 9)", "zlib.compress(b\"\".join(parts), 1)").replace(
+        '"""Honest but weak', '"""Evolved (canned reply, zlib level 1): honest but weak', 1
     )
-    assert '"preset": "ultrafast"' in out
+    assert "zlib.compress(b\"\".join(parts), 1)" in out and out.startswith('"""Evolved (canned reply, zlib')
     return out
 
 
@@ -122,7 +130,7 @@ class FakeAPI:
 
 @pytest.fixture(scope="session")
 def world(request, tmp_path_factory) -> dict:
-    """One clip, a shared anchor cache and a ledger whose champion is dct_inter (from a real suite run).
+    """One clip, a shared anchor cache and a ledger whose native champion is jpeg_planes (from a real suite run).
 
     Built once per session however many test modules import this fixture (each import is its own
     fixture definition to pytest; the result is kept in the session's config stash)."""
@@ -140,20 +148,20 @@ def _build_world(tmp_path_factory) -> dict:
     shutil.copy(CLIP, clips / CLIP.name)
     cands = root / "cands"
     cands.mkdir()
-    shutil.copy(REPO / "candidates" / "dct_inter.py", cands / "dct_inter.py")
+    shutil.copy(TESTS / "data" / "honest" / f"{CHAMPION}.py", cands / f"{CHAMPION}.py")
     ledger = root / "ledger.jsonl"
     options = SuiteOptions(
         clips=str(clips), frames=3, report_dir=root / "seed", cache_dir=root / "cache", ledger=ledger,
         candidates_dir=cands,
     )
-    done = run_suite(options, ["dct_inter"], root=REPO, log=root / "seed.log", pytest_args=["-q"])
+    done = run_suite(options, [CHAMPION], root=REPO, log=root / "seed.log", pytest_args=["-q"])
     assert done.returncode == 0 and done.ok, (root / "seed.log").read_text()[-3000:]
     # The seed run judges public clips only, as the scripted runs do (settings_for: waive_heldout).
     config = dataclasses.replace(adoption.load_adoption_config(REPO / "fixtures" / "adoption.toml"),
                                  require_heldout=False)
-    entry = adoption.adopt(root / "seed" / "latest.json", "dct_inter", ledger=Ledger(ledger), candidates_dir=cands,
+    entry = adoption.adopt(root / "seed" / "latest.json", CHAMPION, ledger=Ledger(ledger), candidates_dir=cands,
                            config=config)
-    assert entry.decision == "adopted"
+    assert entry.decision == "adopted" and entry.track == "native"
     return {"root": root, "clips": clips, "cands": cands, "ledger": ledger, "cache": root / "cache"}
 
 

@@ -16,6 +16,7 @@ from harness.evolve.prompt import SYSTEM_TEXT, build_prompt
 from harness.ledger import Ledger
 from tests import evolve_helpers
 from tests.evolve_helpers import (
+    CHAMPION,
     IN_TOKENS,
     MODEL,
     OUT_TOKENS,
@@ -39,10 +40,11 @@ def test_good_candidate_is_adopted(project):
     [record] = result.records
     name = record["candidate"]
     assert record["verdict"] == "adopted", record["reason"]
-    assert record["parent"] == "dct_inter" and record["bd_vs_champion"] < -1.0
+    assert record["parent"] == CHAMPION and record["bd_vs_champion"] < -1.0
     assert isinstance(record["bd_vs_anchor"], float)
     champion = Ledger(project["ledger"]).champion()
-    assert champion.candidate == name and champion.parent == "dct_inter" and champion.seq == record["ledger_seq"]
+    assert champion.candidate == name and champion.parent == CHAMPION and champion.seq == record["ledger_seq"]
+    assert champion.track == "native" and new_entries(project) == [champion]
 
     # the request: model, max_tokens, no temperature, the key, the prompt whose hash is recorded
     [req] = api.requests
@@ -53,8 +55,8 @@ def test_good_candidate_is_adopted(project):
     assert body["system"] == SYSTEM_TEXT
     assert hashlib.sha256((body["system"] + "\0" + user).encode()).hexdigest() == record["prompt_sha256"]
     assert CONTRACT_TEXT.strip() in user and "Nothing was left out." in user
-    assert "The current champion: `dct_inter`" in user
-    assert (project["cands"] / "dct_inter.py").read_text().splitlines()[0] in user
+    assert f"The current champion: `{CHAMPION}`" in user
+    assert (project["cands"] / f"{CHAMPION}.py").read_text().splitlines()[0] in user
     assert "| r0 |" in user  # the champion's rate points from its adoption report
 
     # usage and cost
@@ -68,7 +70,7 @@ def test_good_candidate_is_adopted(project):
     assert text.startswith('"""Evolved (canned reply)')
     header = [ln for ln in text.splitlines() if ln.startswith("# ")][:6]
     assert header[0].startswith("# evolve: written by the evolution loop")
-    assert "# parent: dct_inter" in header[1] and f"# model: {MODEL}" == header[2]
+    assert f"# parent: {CHAMPION}" in header[1] and f"# model: {MODEL}" == header[2]
     assert header[3] == f"# prompt sha256: {record['prompt_sha256']}" and header[4].startswith("# time (UTC): ")
     assert {c.name: c.sha256 for c in discover_candidates(project["cands"])}[name] == champion.source_sha256
 
@@ -91,7 +93,7 @@ def test_syntax_error_is_rejected_without_judging(project):
     assert "while True\n" in (kept / "reply.md").read_text()
     [entry] = new_entries(project)
     assert (entry.candidate, entry.decision) == (name, "rejected") and "syntax error" in entry.reason
-    assert Ledger(project["ledger"]).champion().candidate == "dct_inter"
+    assert Ledger(project["ledger"]).champion().candidate == CHAMPION
 
 
 def test_reply_without_code_is_recorded(project):

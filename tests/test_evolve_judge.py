@@ -2,8 +2,11 @@
 builder (harness.adoption.recording.ledger_entry) and are field for field what they were before it.
 
 The "before" builders below are the constructions `adopt` and `record_rejection` had inline until
-the builder was shared (commit d949462), kept verbatim but for the append; each test builds an
-entry through today's code path and through the old construction on the same inputs.
+the builder was shared (commit d949462), kept verbatim but for the append and for the two fields
+added on purpose since (each marked where it is built): the entry's track (the ledger keeps a
+champion per track) and `adopt`'s "profile" in extra (62ae125: the entry records the report's
+profile). Each test builds an entry through today's code path and through the old construction on
+the same inputs. The report judged is the world's seed run of its native champion (CHAMPION).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from harness.adoption.scores import report_basis
 from harness.evolve.judge import record_rejection, record_verdict
 from harness.ledger import Ledger, LedgerEntry, champion_of
 from tests import evolve_helpers
-from tests.evolve_helpers import REPO
+from tests.evolve_helpers import CHAMPION, REPO
 
 pytestmark = pytest.mark.sandbox
 project, world = evolve_helpers.project, evolve_helpers.world  # the fixtures
@@ -34,6 +37,7 @@ def _adopt_entry_before(report_path, report_sha, doc, name, judged_sha, v, champ
     """harness/adoption/recording.py `adopt`, d949462."""
     return LedgerEntry(
         candidate=name,
+        track=v.track,  # added with tracks: the track the report judged the candidate in
         source_sha256=judged_sha,
         decision="adopted" if v.adoptable else "rejected",
         reason=v.reason,
@@ -49,6 +53,7 @@ def _adopt_entry_before(report_path, report_sha, doc, name, judged_sha, v, champ
             "champion": {"name": champion.candidate, "seq": champion.seq} if champion else None,
             "bootstrap": v.bootstrap,
             "report_created_utc": doc.get("created_utc"),
+            "profile": doc["settings"]["profile"],  # added in 62ae125: the report's profile
             "git": doc.get("git"),
             "config": config.to_json(),
         },
@@ -64,6 +69,7 @@ def _rejection_entry_before(
     champion = ledger.champion()
     return LedgerEntry(
         candidate=name,
+        track=verdict.track if verdict is not None else "native",  # added with tracks (the loop evolves native)
         source_sha256=source_sha256,
         decision="rejected",
         reason=reason,
@@ -102,14 +108,14 @@ def test_adopt_writes_the_entry_it_wrote_before(project, world, config):
     """`adopt` on a real report: first champion (empty ledger), then against that champion."""
     report = world["root"] / "seed" / "latest.json"
     doc, report_sha = recording.load_doc(report)
-    judged_sha = doc["candidates"]["dct_inter"]["sha256"]
-    for ledger_path, parent in ((project["tmp"] / "empty.jsonl", None), (project["ledger"], "dct_inter")):
+    judged_sha = doc["candidates"][CHAMPION]["sha256"]
+    for ledger_path, parent in ((project["tmp"] / "empty.jsonl", None), (project["ledger"], CHAMPION)):
         ledger = Ledger(ledger_path)
         entries = ledger.entries()
-        v = adoption.verdict(doc, "dct_inter", config=config, ledger=entries)
-        before = _adopt_entry_before(report, report_sha, doc, "dct_inter", judged_sha, v, champion_of(entries),
+        v = adoption.verdict(doc, CHAMPION, config=config, ledger=entries)
+        before = _adopt_entry_before(report, report_sha, doc, CHAMPION, judged_sha, v, champion_of(entries),
                                      parent, config)
-        written = adoption.adopt(report, "dct_inter", ledger=ledger, candidates_dir=project["cands"],
+        written = adoption.adopt(report, CHAMPION, ledger=ledger, candidates_dir=project["cands"],
                                  config=config, parent=parent, force_record_rejection=True)
         _same(written, before)
         assert Ledger(ledger_path).entries()[-1] == written
@@ -128,17 +134,17 @@ def test_record_rejection_writes_the_entry_it_wrote_before(project, world):
     evo = {"evolve": {"run": "RUN", "attempt": 1, "model": "m", "prompt_sha256": "p" * 64}}
     cases = [  # (name, source hash, reason, the other arguments)
         ("evo_a", "a" * 64, "reply has no code",
-         {"parent": "dct_inter", "extra": {**evo, "stage": "extract", "source": "the reply (no module)"}}),
+         {"parent": CHAMPION, "extra": {**evo, "stage": "extract", "source": "the reply (no module)"}}),
         ("evo_b", "b" * 64, "identical source",
-         {"parent": "dct_inter", "identical_to": "evo_a", "extra": {**evo, "stage": "identical"}}),
+         {"parent": CHAMPION, "identical_to": "evo_a", "extra": {**evo, "stage": "identical"}}),
         ("evo_c", "c" * 64, "the suite failed", {"parent": None, "extra": {**evo, "stage": "suite"}}),
         ("evo_v", "d" * 64, verdict.reason,
-         {"parent": "dct_inter", "report": report, "verdict": verdict, "reasons": list(verdict.reasons),
+         {"parent": CHAMPION, "report": report, "verdict": verdict, "reasons": list(verdict.reasons),
           "extra": {**evo, "stage": "verdict"}}),
         ("evo_w", "e" * 64, "not recorded",
-         {"parent": "dct_inter", "report": report, "verdict": verdict, "reasons": [], "identical_to": "evo_b",
+         {"parent": CHAMPION, "report": report, "verdict": verdict, "reasons": [], "identical_to": "evo_b",
           "extra": {"reasons": ["overridden"]}}),
-        ("evo_x", "e" * 64, "gone", {"parent": "dct_inter", "report": project["tmp"] / "missing.json"}),
+        ("evo_x", "e" * 64, "gone", {"parent": CHAMPION, "report": project["tmp"] / "missing.json"}),
     ]
     for name, sha, reason, args in cases:
         before = _rejection_entry_before(ledger, name, sha, reason, **args)
@@ -153,26 +159,26 @@ def test_record_verdict_writes_the_entries_it_wrote_before(project, world, confi
     report = tmp_path / "latest.json"
     shutil.copy(world["root"] / "seed" / "latest.json", report)
     doc, report_sha = recording.load_doc(report)
-    sha = doc["candidates"]["dct_inter"]["sha256"]
+    sha = doc["candidates"][CHAMPION]["sha256"]
 
     ledger = Ledger(tmp_path / "fresh.jsonl")  # (tmp_path / "ledger.jsonl" is the project's)
-    v_before = adoption.verdict(doc, "dct_inter", config=config, ledger=[])
-    before = _adopt_entry_before(report, report_sha, doc, "dct_inter", sha, v_before, None, None, config)
-    v, written = record_verdict(doc, report, "dct_inter", ledger=ledger, candidates_dir=project["cands"],
+    v_before = adoption.verdict(doc, CHAMPION, config=config, ledger=[])
+    before = _adopt_entry_before(report, report_sha, doc, CHAMPION, sha, v_before, None, None, config)
+    v, written = record_verdict(doc, report, CHAMPION, ledger=ledger, candidates_dir=project["cands"],
                                 config=config, parent=None, extra={"stage": "verdict"})
     assert v == v_before and written.decision == "adopted"
     _same(written, before)
-    v2, again = record_verdict(doc, report, "dct_inter", ledger=ledger, candidates_dir=project["cands"],
+    v2, again = record_verdict(doc, report, CHAMPION, ledger=ledger, candidates_dir=project["cands"],
                                config=config, parent=None)
     assert v2 == v and again == written and len(ledger.entries()) == 1  # recorded once
 
     other = Ledger(tmp_path / "other.jsonl")  # a champion the report did not run: no decision
     other.append(LedgerEntry(candidate="elsewhere", source_sha256="0" * 64, decision="adopted", reason="seed"))
-    v = adoption.verdict(doc, "dct_inter", config=config, ledger=other.entries())
+    v = adoption.verdict(doc, CHAMPION, config=config, ledger=other.entries())
     assert not v.judged
-    before = _rejection_entry_before(other, "dct_inter", sha, v.reason, parent="elsewhere", report=report,
+    before = _rejection_entry_before(other, CHAMPION, sha, v.reason, parent="elsewhere", report=report,
                                      verdict=v, reasons=list(v.reasons), extra={"stage": "verdict"})
-    v3, written = record_verdict(doc, report, "dct_inter", ledger=other, candidates_dir=project["cands"],
+    v3, written = record_verdict(doc, report, CHAMPION, ledger=other, candidates_dir=project["cands"],
                                  config=config, parent="elsewhere", extra={"stage": "verdict"})
     assert v3 == v and written.decision == "rejected"
     _same(written, before)

@@ -10,6 +10,7 @@ from harness.candidate import discover_candidates
 from harness.ledger import Ledger
 from tests import evolve_helpers
 from tests.evolve_helpers import (
+    CHAMPION,
     FakeAPI,
     as_reply,
     canned,
@@ -100,7 +101,7 @@ def test_scripted_run_adopts_one_and_rejects_the_others(project):
     assert "syntax error" in broken["reason"]
     assert "more bits" in worse["reason"] and worse["bd_vs_champion"] > 1.0
     # the next iterations built on the new champion
-    assert good["parent"] == "dct_inter" and broken["parent"] == worse["parent"] == good["candidate"]
+    assert good["parent"] == CHAMPION and broken["parent"] == worse["parent"] == good["candidate"]
     assert f"The current champion: `{good['candidate']}`" in api.requests[2]["body"]["messages"][0]["content"]
     assert "### Attempt 2:" in api.requests[2]["body"]["messages"][0]["content"]
 
@@ -111,25 +112,30 @@ def test_scripted_run_adopts_one_and_rejects_the_others(project):
     assert [e.decision for e in entries] == ["adopted", "rejected", "rejected"]
     assert all(e.reason for e in entries) and entries[2].parent == good["candidate"]
     assert Ledger(project["ledger"]).champion().candidate == good["candidate"]
+    # the adopted module stays in the candidates folder; a rejected one is set aside in its attempt's folder
     on_disk = {c.name: c.sha256 for c in discover_candidates(project["cands"])}
-    assert set(on_disk) == {"dct_inter", good["candidate"], worse["candidate"]}
+    assert set(on_disk) == {CHAMPION, good["candidate"]}
+    kept = project["run"] / "attempts" / "0003" / "candidate"
+    assert worse["candidate_path"] == str(kept / f"{worse['candidate']}.py")
+    on_disk |= {c.name: c.sha256 for c in discover_candidates(kept)}
     for entry, record in zip(entries, records):
         assert entry.source_sha256 == record["source_sha256"]
         if record["candidate"] in on_disk:
             assert on_disk[record["candidate"]] == entry.source_sha256
+    assert {good["candidate"], worse["candidate"]} <= set(on_disk)
     assert (project["run"] / "attempts" / "0002" / "candidate" / f"{broken['candidate']}.py").exists()
-    assert "adopted 1, rejected 1, failed 0, invalid 1" in out
+    assert "adopted 1, rejected 2 (failed the suite 0, no valid module 1)" in out
     assert "iteration budget reached (3 of 3 attempts)" in result.stop_reason
 
 
 def test_identical_code_is_caught_before_judging_across_runs_and_in_the_candidates(project):
     """The model returning the champion unchanged, or a module an earlier run already tried, is rejected
     before the suite runs, naming what it is identical to."""
-    champion = (project["cands"] / "dct_inter.py").read_text()
+    champion = (project["cands"] / f"{CHAMPION}.py").read_text()
     result, out = evolve(project, FakeAPI(as_reply(champion)))
     [rec] = result.records
     assert rec["stage"] == "identical" and rec["report"] is None and rec.get("suite_s") is None
-    assert rec["identical_to"] == "dct_inter" and f"identical source to dct_inter in {project['cands']}" in rec["reason"]
+    assert rec["identical_to"] == CHAMPION and f"identical source to {CHAMPION} in {project['cands']}" in rec["reason"]
     assert "judging" not in out and "REJECTED" in out
 
     earlier = {**project, "run": project["tmp"] / "run2"}
