@@ -163,9 +163,14 @@ def _stdlib_view() -> tuple[tuple[str, ...], tuple[str, ...]]:
     libdir = sysconfig.get_config_var("LIBDIR")
     if libdir and os.path.isdir(libdir):
         binds |= {os.path.realpath(str(p)) for p in Path(libdir).glob("libpython*.so*")}
-    blank = [p for p in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
-                         os.path.join(stdlib, "site-packages")}
-             if os.path.isdir(p) and os.path.realpath(p).startswith(stdlib + os.sep)]
+    # In a venv platstdlib is the venv's lib/pythonX.Y, which holds the whole environment's
+    # site-packages: every site-packages under a bound folder is blanked (the toolbox's packages
+    # are bound apart, under SANDBOX_SITE).
+    paths = sysconfig.get_paths()
+    folders = tuple(b + os.sep for b in binds if os.path.isdir(b))
+    blank = [p for p in {paths["purelib"], paths["platlib"], os.path.join(stdlib, "site-packages"),
+                         os.path.join(os.path.realpath(paths["platstdlib"]), "site-packages")}
+             if os.path.isdir(p) and os.path.realpath(p).startswith(folders)]
     return tuple(sorted(binds)), tuple(sorted({os.path.realpath(p) for p in blank}))
 
 

@@ -412,10 +412,10 @@ def _try(fn):
 
 def _executables():
     found = []
-    for root in ["/", *sys.path]:
-        for dirpath, dirnames, filenames in os.walk(root if root != "/" else "/usr"):
-            if dirpath.startswith(("/proc", "/sys", "/dev")):
-                continue
+    for root in ["/", *sys.path]:  # the whole visible tree (the host's venv may sit anywhere, /tmp too)
+        for dirpath, dirnames, filenames in os.walk(root or "."):
+            if dirpath == "/":
+                dirnames[:] = [d for d in dirnames if d not in ("proc", "sys", "dev")]
             for name in filenames:
                 path = os.path.join(dirpath, name)
                 if ".so" not in name and os.access(path, os.X_OK) and os.path.isfile(path):
