@@ -362,6 +362,10 @@ class Sandbox:
                 args += ["--dev-bind", str(dev), str(dev)]
         # The root (bwrap's own tmpfs, with the folders made for the binds above) becomes
         # read-only too: without root the sandbox's user owns it and could write there.
+        # The blanked site-packages too, once everything under them is mounted: unprivileged, the
+        # sandbox's user owns a tmpfs and could write into it.
+        for path in blank:
+            args += ["--remount-ro", path]
         args += ["--remount-ro", "/", "--chdir", "/tmp"]
         return args
 
