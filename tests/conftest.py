@@ -141,3 +141,16 @@ def make_judge(
         anchors=dict(anchors or {}),
         cache=ResultCache(Path(cache_dir)),
     )
+
+
+# A test that hangs fails after this many seconds with its stack (pytest-timeout) instead of
+# taking the whole CI run's time; a test that needs longer says so with its own timeout mark.
+TEST_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_S))
