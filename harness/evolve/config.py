@@ -9,10 +9,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.evolve.database import BD_EDGES, COMPLEXITY_EDGES
 from harness.toolbox import TRACKS
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "DatabaseSettings",
     "EvolveConfig",
     "ModelSettings",
     "Price",
@@ -66,6 +68,17 @@ class SuiteSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DatabaseSettings:
+    """The program database (harness/evolve/database.py): islands, inspirations, MAP-Elites bin edges."""
+
+    islands: int = 2
+    inspirations: int = 2  # programs besides the parent shown in each prompt
+    seed: int = 0  # parent and inspiration sampling: random.Random(seed * 1_000_003 + attempt)
+    bd_edges: tuple[float, ...] = BD_EDGES  # BD-rate vs x265, %
+    complexity_edges: tuple[float, ...] = COMPLEXITY_EDGES  # encode CPU per megapixel-frame over x265's
+
+
+@dataclass(frozen=True, kw_only=True)
 class Price:
     """US dollars per million tokens."""
 
@@ -92,6 +105,7 @@ class EvolveConfig:
     prompt: PromptSettings = field(default_factory=PromptSettings)
     stop: StopSettings = field(default_factory=StopSettings)
     suite: SuiteSettings = field(default_factory=SuiteSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
     prices: dict[str, Price] = field(default_factory=dict)
     source: str | None = None
 
@@ -101,6 +115,7 @@ class EvolveConfig:
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         data["suite"]["extra_args"] = list(self.suite.extra_args)
+        data["database"] = {k: list(v) if isinstance(v, tuple) else v for k, v in data["database"].items()}
         return data
 
     @classmethod
@@ -113,6 +128,7 @@ class EvolveConfig:
                 prompt=PromptSettings(**data["prompt"]),
                 stop=StopSettings(**data["stop"]),
                 suite=SuiteSettings(**suite),
+                database=_database_from_json(data.get("database")),
                 prices={k: Price(**v) for k, v in (data.get("prices") or {}).items()},
                 source=data.get("source"),
             )
@@ -135,7 +151,19 @@ _TABLES = {
     "prompt": {"char_budget": int, "history": int, "failure_chars": int},
     "stop": {"iterations": int, "max_total_tokens": int, "max_cost_usd": (int, float), "patience": int},
     "suite": {"track": str, "clips": str, "frames": int, "timeout_s": (int, float), "extra_args": list},
+    "database": {"islands": int, "inspirations": int, "seed": int, "bd_edges": list, "complexity_edges": list},
 }
+
+
+def _database_from_json(data: dict | None) -> DatabaseSettings:
+    """A run directory started before the database existed has no [database]: the defaults."""
+    values = dict(data or {})
+    for key in ("bd_edges", "complexity_edges"):
+        if key in values:
+            values[key] = tuple(float(v) for v in values[key])
+    return DatabaseSettings(**values)
+
+
 _PRICE_KEYS = {"input", "output", "cache_write", "cache_read"}
 
 
@@ -178,6 +206,12 @@ def parse_config(text: str, where: str = "evolve config") -> EvolveConfig:
         if not all(isinstance(a, str) for a in args):  # type: ignore[union-attr]
             raise ConfigError(f"{where}: suite.extra_args must be a list of strings")
         sections["suite"]["extra_args"] = tuple(args)  # type: ignore[arg-type]
+    for key in ("bd_edges", "complexity_edges"):
+        if key in sections["database"]:
+            edges = sections["database"][key]
+            if not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in edges):  # type: ignore[union-attr]
+                raise ConfigError(f"{where}: database.{key} must be a list of numbers")
+            sections["database"][key] = tuple(float(e) for e in edges)  # type: ignore[union-attr]
     prices: dict[str, Price] = {}
     for model, table in (data.get("prices") or {}).items():
         if not isinstance(table, dict):
@@ -197,6 +231,7 @@ def parse_config(text: str, where: str = "evolve config") -> EvolveConfig:
         prompt=PromptSettings(**sections["prompt"]),
         stop=StopSettings(**sections["stop"]),
         suite=SuiteSettings(**sections["suite"]),
+        database=DatabaseSettings(**sections["database"]),
         prices=prices,
         source=where,
     )
@@ -226,6 +261,13 @@ def check(config: EvolveConfig, where: str) -> None:
         problems.append("stop.iterations, stop.max_total_tokens and stop.patience must be >= 1, stop.max_cost_usd >= 0")
     if u.frames < 0 or u.timeout_s <= 0:
         problems.append("suite.frames must be >= 0 and suite.timeout_s > 0")
+    d = config.database
+    if d.islands < 1 or d.inspirations < 0:
+        problems.append(f"database.islands = {d.islands} must be >= 1 and database.inspirations = {d.inspirations} >= 0")
+    for key in ("bd_edges", "complexity_edges"):
+        edges = getattr(d, key)
+        if not edges or not all(math.isfinite(e) for e in edges) or sorted(set(edges)) != list(edges):
+            problems.append(f"database.{key} = {list(edges)} must be finite numbers in strictly increasing order")
     if u.track not in TRACKS:
         problems.append(f"suite.track = {u.track!r} must be one of {', '.join(TRACKS)}")
     if problems:

@@ -42,6 +42,7 @@ ties drawn at random; each comes with a one-line reason for the prompt.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import math
 import os
@@ -173,7 +174,7 @@ def _rank(p: Program) -> tuple:
 
 def _check_edges(edges: Iterable[float], what: str) -> tuple[float, ...]:
     out = tuple(float(e) for e in edges)
-    if not out or any(not math.isfinite(e) for e in out) or any(b <= a for a, b in zip(out, out[1:])):
+    if not out or any(not math.isfinite(e) for e in out) or any(b <= a for a, b in itertools.pairwise(out)):
         raise DatabaseError(f"{what} must be finite and strictly increasing, got {list(out)}")
     return out
 
