@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 __all__ = ["DEFAULT_INPUT_TOKENS", "DEFAULT_OUTPUT_TOKENS", "Failure", "ScriptedAPI", "Text", "sse_events"]
 
@@ -137,7 +138,7 @@ class ScriptedAPI:
 
     # ------------------------------------------------------------------ life cycle
 
-    def __enter__(self) -> ScriptedAPI:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -223,10 +224,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_api: ScriptedAPI
     protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, as the API answers
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet: tests read their own output
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         if self.path.split("?", 1)[0] != "/v1/messages":

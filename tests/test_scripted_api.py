@@ -47,10 +47,9 @@ def test_streamed_text_usage_and_cost_through_the_sdk():
 
 
 def test_the_event_stream_has_the_api_events_in_order():
-    with ScriptedAPI(["abcdefgh"], chunks=4) as api:
-        with httpx_sdk.Client() as http:
-            answer = http.post(f"{api.base_url}/v1/messages", headers={"x-api-key": "k"},
-                               json={"model": MODEL, "max_tokens": 10, "stream": True, "messages": []})
+    with ScriptedAPI(["abcdefgh"], chunks=4) as api, httpx_sdk.Client() as http:
+        answer = http.post(f"{api.base_url}/v1/messages", headers={"x-api-key": "k"},
+                           json={"model": MODEL, "max_tokens": 10, "stream": True, "messages": []})
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
     blocks = [b for b in answer.text.split("\n\n") if b.strip()]
     names = [b.splitlines()[0].removeprefix("event: ") for b in blocks]
@@ -63,11 +62,10 @@ def test_the_event_stream_has_the_api_events_in_order():
 
 
 def test_without_stream_one_json_message_and_without_a_key_401():
-    with ScriptedAPI(["plain"]) as api:
-        with httpx_sdk.Client() as http:
-            refused = http.post(f"{api.base_url}/v1/messages", json={"model": MODEL, "messages": []})
-            answer = http.post(f"{api.base_url}/v1/messages", headers={"x-api-key": "k"},
-                               json={"model": MODEL, "max_tokens": 10, "messages": []})
+    with ScriptedAPI(["plain"]) as api, httpx_sdk.Client() as http:
+        refused = http.post(f"{api.base_url}/v1/messages", json={"model": MODEL, "messages": []})
+        answer = http.post(f"{api.base_url}/v1/messages", headers={"x-api-key": "k"},
+                           json={"model": MODEL, "max_tokens": 10, "messages": []})
     assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
     message = answer.json()
     assert message["content"] == [{"type": "text", "text": "plain"}] and message["stop_reason"] == "end_turn"
@@ -89,9 +87,10 @@ def test_overloaded_then_success_is_retried_with_a_retry_line():
 
 
 def test_a_request_past_the_script_fails_clearly_and_is_not_retried():
-    with ScriptedAPI([]) as api:
-        with pytest.raises(ModelError, match=r"HTTP 400 \(not retried\).*no scripted reply left for request #1"):
-            _client(api).complete("s", "u")
+    with ScriptedAPI([]) as api, pytest.raises(
+        ModelError, match=r"HTTP 400 \(not retried\).*no scripted reply left for request #1"
+    ):
+        _client(api).complete("s", "u")
     assert len(api.requests) == 1 and api.requests[0].answer == "unscripted"
 
 
@@ -128,10 +127,11 @@ def test_the_sdk_honours_anthropic_base_url(monkeypatch):
 
 def test_a_client_gone_mid_stream_is_recorded_as_aborted():
     with ScriptedAPI(["x" * 64], latency_s=1.0, chunks=8) as api:
-        with httpx_sdk.Client() as http:
-            with http.stream("POST", f"{api.base_url}/v1/messages", headers={"x-api-key": "k"},
-                             json={"model": MODEL, "max_tokens": 10, "stream": True, "messages": []}) as answer:
-                next(answer.iter_bytes())
+        with httpx_sdk.Client() as http, http.stream(
+            "POST", f"{api.base_url}/v1/messages", headers={"x-api-key": "k"},
+            json={"model": MODEL, "max_tokens": 10, "stream": True, "messages": []},
+        ) as answer:
+            next(answer.iter_bytes())
         deadline = time.monotonic() + 5
         while api.in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
