@@ -235,12 +235,21 @@ def test_library_codecs_are_the_union_over_calls():
 
 
 @pytest.mark.sandbox
-def test_worker_reports_the_codec_a_wrapper_used_and_refuses_it_natively(tmp_path):
+@pytest.mark.parametrize(
+    ("wrapper", "codecs"),
+    [
+        (REPO / "candidates" / "x264_pyav.py", ("libx264 via av", "h264 via av")),
+        (REPO / "tests" / "data" / "wrappers" / "x265_pyav.py", ("libx265 via av", "hevc via av")),
+    ],
+    ids=["x264", "x265"],
+)
+def test_worker_reports_the_codec_a_wrapper_used_and_refuses_it_natively(tmp_path, wrapper, codecs):
     from harness.runner import Runner
     from harness.sandbox import Limits, Sandbox
     from harness.video import Video
 
-    source = (REPO / "candidates" / "x264_pyav.py").read_text(encoding="utf-8")
+    source = wrapper.read_text(encoding="utf-8")
+    assert 'TRACK = "open"' in source
     (tmp_path / "open").mkdir()
     (tmp_path / "native").mkdir()
     (tmp_path / "open" / "wrap.py").write_text(source, encoding="utf-8")
@@ -252,9 +261,10 @@ def test_worker_reports_the_codec_a_wrapper_used_and_refuses_it_natively(tmp_pat
     [opened] = discover_candidates(tmp_path / "open")
     outcome, data = runner.encode(opened, video, 2e5)
     assert outcome.ok, outcome.details()
-    assert outcome.library_codecs == ("libx264 via av",)
-    dec, _ = runner.decode(opened, data)
-    assert dec.ok and dec.library_codecs == ("h264 via av",), dec.details()
+    assert outcome.library_codecs == codecs[:1]
+    dec, decoded = runner.decode(opened, data)
+    assert dec.ok and dec.library_codecs == codecs[1:], dec.details()
+    assert decoded.y.shape == y.shape and abs(float(decoded.y.mean()) - 90) < 2
     [native] = discover_candidates(tmp_path / "native")
     check = runner.check(native)
     assert not check.ok and check.kind == "contract", check.details()
