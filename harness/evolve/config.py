@@ -19,6 +19,8 @@ __all__ = [
     "ModelSettings",
     "Price",
     "PromptSettings",
+    "CascadeSettings",
+    "ScaleSettings",
     "StopSettings",
     "SuiteSettings",
     "default_config_path",
@@ -68,6 +70,38 @@ class SuiteSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScaleSettings:
+    """Concurrency (harness/evolve/loop.py, harness/evolve/evaluate.py); may be changed on resume.
+
+    requests_in_flight: Messages API requests at once (threads; the SDK client is synchronous).
+    evaluations_in_flight: suite runs at once, each a Ray task (or a thread with ray_address "none").
+    ray_address: "" = an embedded local Ray (ray.init() on this machine, no set-up); "none" = no Ray,
+      evaluations in threads of this process; anything else joins that cluster ("auto", "HOST:6379").
+    cpus_per_evaluation: the Ray task's num_cpus (a suite run is one pytest process; more with -n N)."""
+
+    requests_in_flight: int = 4
+    evaluations_in_flight: int = 2
+    ray_address: str = ""
+    cpus_per_evaluation: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CascadeSettings:
+    """The evaluation cascade (harness/evolve/evaluate.py): a cheap screen before the full suite run.
+
+    enabled: screen every candidate first (the suite's contract, round trip, rate and determinism
+      tests on one small clip, stopping at the first failure); only survivors get the full stage.
+    clip: the screen's clip, a file path (relative to the project root); "" = the first clip of the
+      run's clip set. The screen is skipped when it would not be cheaper than the full stage (the
+      run's set is that one clip and its frames are at most `frames`).
+    frames: frames of the clip the screen reads."""
+
+    enabled: bool = True
+    clip: str = ""
+    frames: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatabaseSettings:
     """The program database (harness/evolve/database.py): islands, inspirations, MAP-Elites bin edges."""
 
@@ -106,6 +140,8 @@ class EvolveConfig:
     stop: StopSettings = field(default_factory=StopSettings)
     suite: SuiteSettings = field(default_factory=SuiteSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    scale: ScaleSettings = field(default_factory=ScaleSettings)
+    cascade: CascadeSettings = field(default_factory=CascadeSettings)
     prices: dict[str, Price] = field(default_factory=dict)
     source: str | None = None
 
@@ -129,6 +165,9 @@ class EvolveConfig:
                 stop=StopSettings(**data["stop"]),
                 suite=SuiteSettings(**suite),
                 database=_database_from_json(data.get("database")),
+                # run directories started before these sections existed: the defaults
+                scale=ScaleSettings(**(data.get("scale") or {})),
+                cascade=CascadeSettings(**(data.get("cascade") or {})),
                 prices={k: Price(**v) for k, v in (data.get("prices") or {}).items()},
                 source=data.get("source"),
             )
@@ -151,6 +190,9 @@ _TABLES = {
     "prompt": {"char_budget": int, "history": int, "failure_chars": int},
     "stop": {"iterations": int, "max_total_tokens": int, "max_cost_usd": (int, float), "patience": int},
     "suite": {"track": str, "clips": str, "frames": int, "timeout_s": (int, float), "extra_args": list},
+    "scale": {"requests_in_flight": int, "evaluations_in_flight": int, "ray_address": str,
+              "cpus_per_evaluation": (int, float)},
+    "cascade": {"enabled": bool, "clip": str, "frames": int},
     "database": {"islands": int, "inspirations": int, "seed": int, "bd_edges": list, "complexity_edges": list},
 }
 
@@ -198,7 +240,7 @@ def parse_config(text: str, where: str = "evolve config") -> EvolveConfig:
             raise ConfigError(f"{where}: [{table}] must be a table")
         for key, value in values.items():
             kind = keys[key]
-            if isinstance(value, bool) or not isinstance(value, kind):
+            if (kind is bool) != isinstance(value, bool) or not isinstance(value, kind):
                 raise ConfigError(f"{where}: {table}.{key} = {value!r} has the wrong type")
         sections[table] = dict(values)
     if "extra_args" in sections["suite"]:
@@ -232,6 +274,8 @@ def parse_config(text: str, where: str = "evolve config") -> EvolveConfig:
         stop=StopSettings(**sections["stop"]),
         suite=SuiteSettings(**sections["suite"]),
         database=DatabaseSettings(**sections["database"]),
+        scale=ScaleSettings(**sections["scale"]),
+        cascade=CascadeSettings(**sections["cascade"]),
         prices=prices,
         source=where,
     )
@@ -261,6 +305,12 @@ def check(config: EvolveConfig, where: str) -> None:
         problems.append("stop.iterations, stop.max_total_tokens and stop.patience must be >= 1, stop.max_cost_usd >= 0")
     if u.frames < 0 or u.timeout_s <= 0:
         problems.append("suite.frames must be >= 0 and suite.timeout_s > 0")
+    sc, ca = config.scale, config.cascade
+    if sc.requests_in_flight < 1 or sc.evaluations_in_flight < 1 or not sc.cpus_per_evaluation > 0:
+        problems.append("scale.requests_in_flight and scale.evaluations_in_flight must be >= 1, "
+                        "scale.cpus_per_evaluation > 0")
+    if ca.frames < 1:
+        problems.append(f"cascade.frames = {ca.frames} must be >= 1")
     d = config.database
     if d.islands < 1 or d.inspirations < 0:
         problems.append(f"database.islands = {d.islands} must be >= 1 and database.inspirations = {d.inspirations} >= 0")
