@@ -3,6 +3,7 @@
     python -m harness render REPORT.json [--html OUT] [--markdown OUT]
     python -m harness compare OLD.json NEW.json [--format markdown|text] [--output OUT] [--fail-on-worse]
     python -m harness reproduce REPORT.json [--clips ...]   # 0 bit-exact, 1 differs, 3 inputs differ
+    python -m harness evolve-report RUN_DIR [-o FILE]        # an evolution run's progress page (HTML)
 
 Each command lives in its own module, which provides `register(subparsers)`: it adds its parser
 with `subparsers.add_parser(...)` and sets `func` (a function taking the parsed arguments and
@@ -29,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "harness.adoption",
     "harness.gate",
     "harness.evolve.cli",
+    "harness.evolve.page",
     "harness.reproduce",
 )
 
