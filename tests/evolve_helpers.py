@@ -73,6 +73,25 @@ def worse_code() -> str:
     return out
 
 
+def worse_variant(level: int) -> str:
+    """worse_code at zlib level `level` (1..5): distinct sources and bitstreams, each needing more bits than the champion."""
+    out = worse_code().replace("zlib.compress(b\"\".join(parts), 1)", f"zlib.compress(b\"\".join(parts), {level})")
+    out = out.replace("(canned reply, zlib level 1)", f"(canned reply, zlib level {level})", 1)
+    assert 1 <= level <= 5 and f"zlib level {level})" in out
+    return out
+
+
+def broken_code(tag: str) -> str:
+    """The champion whose decode returns one frame of the clip: passes the contract, fails every round trip
+    after the real encode and decode work (`tag` keeps each broken source distinct)."""
+    src = _champion_source()
+    out = src.replace("    return Video(*planes, Fraction(num, den))",
+                      f"    return Video(*(p[:1] for p in planes), Fraction(num, den))  # broken: {tag}").replace(
+        '"""Honest but weak', f'"""Evolved (canned reply, broken {tag}): honest but weak', 1)
+    assert f"# broken: {tag}" in out
+    return out
+
+
 def as_reply(code: str, plan: str = "Plan: reuse what works, tune what does not.") -> str:
     return f"{plan}\n\n```python\n{code.rstrip()}\n```\n\nThat is the whole module.\n"
 
