@@ -1,11 +1,16 @@
-"""The prompt: contract, sandbox, the champion's code and scores, the last attempts and their failures.
+"""The prompt: contract, sandbox, the parent's code and scores, inspirations, the last attempts and their failures.
+
+The parent is the champion unless the program database (harness/evolve/database.py) sampled another
+program of the run: then `PromptInputs.champion` holds that parent, `parent_label` says whose it is
+(`describe_parent`) and `champion_name` names the champion to beat. Inspirations (other programs of
+the run, each with why it was chosen and its code) follow the parent.
 
 `build_prompt(inputs, char_budget=...)` is a pure function: the same inputs give the same text (no
 clock, no randomness, everything sorted), and `Prompt.sha256` (over system and user text) is the
 prompt hash recorded with each attempt and in the candidate's header. The text is kept within
-`char_budget` characters by cutting, in this order: failure text per attempt, the champion's rate
-points, the oldest attempts but the newest, the middle of the champion's source, the newest
-attempt; the prompt says what was cut.
+`char_budget` characters by cutting, in this order: the inspirations (largest first), failure text
+per attempt, the champion's rate points, the oldest attempts but the newest, the middle of the
+champion's source, the newest attempt; the prompt says what was cut.
 """
 
 from __future__ import annotations
@@ -18,7 +23,17 @@ from harness.bdrate import describe
 from harness.evolve.results import ClipScores, cut_text
 from harness.toolbox import load_toolbox
 
-__all__ = ["LIBRARIES", "SYSTEM_TEXT", "AttemptView", "ChampionView", "Prompt", "PromptInputs", "build_prompt"]
+__all__ = [
+    "LIBRARIES",
+    "SYSTEM_TEXT",
+    "AttemptView",
+    "ChampionView",
+    "InspirationView",
+    "Prompt",
+    "PromptInputs",
+    "build_prompt",
+    "describe_parent",
+]
 
 # What a native candidate may import, from fixtures/toolbox.toml (the sandbox shows only these).
 LIBRARIES = ("the Python standard library", *(load_toolbox().catalogue[m].label for m in load_toolbox().modules("native")))
@@ -58,9 +73,30 @@ class AttemptView:
 
 
 @dataclass(frozen=True)
+class InspirationView:
+    """Another program of the run shown for its ideas (harness.evolve.database: ProgramDatabase.inspirations)."""
+
+    name: str
+    source: str
+    bd_vs_anchor: float | None  # BD-rate in % against the anchor; negative means fewer bits
+    why: str  # why it was chosen: "best overall: -12.3 % vs x265", "elite of cell ..."
+
+
+def describe_parent(
+    candidate: str, attempt: int | None, island: int | None, champion: str, champion_bd: float | None, anchor: str = "x265"
+) -> str:
+    """`PromptInputs.parent_label` for a parent that is not the champion, e.g. "attempt 7's candidate `x`
+    (island 1), not the champion; the champion is `y` at +12.3 % vs x265"."""
+    whose = f"attempt {attempt}'s candidate `{candidate}`" if attempt is not None else f"`{candidate}`"
+    where = f" (island {island})" if island is not None else ""
+    score = f" at {champion_bd:+.1f} % vs {anchor}" if champion_bd is not None else ""
+    return f"{whose}{where}, not the champion; the champion is `{champion}`{score}"
+
+
+@dataclass(frozen=True)
 class PromptInputs:
     contract: str
-    champion: ChampionView
+    champion: ChampionView  # the code the new candidate builds on: the champion, or the parent of parent_label
     attempts: Sequence[AttemptView]  # oldest first
     libraries: Sequence[str] = LIBRARIES
     track: str = "native"  # whose toolbox the sandbox section shows (fixtures/toolbox.toml)
@@ -69,6 +105,13 @@ class PromptInputs:
     metric_label: str = "PSNR-YUV"
     rules: Sequence[str] = ()  # what adoption requires, one line each
     limits: str = ""  # the limits in words: SuiteConfig.limits_text() of the config the gates judge with
+    inspirations: tuple[InspirationView, ...] = ()  # shown after the parent, cut first when over budget
+    parent_label: str = ""  # set when `champion` is a parent other than the champion: describe_parent(...)
+    champion_name: str = ""  # the champion to beat when `champion` is another program (default: its name)
+
+    @property
+    def champion_to_beat(self) -> str:
+        return self.champion_name or self.champion.name
 
 
 @dataclass(frozen=True)
@@ -109,16 +152,21 @@ class _Plan:
     max_clips: int | None = None
     first_attempt: int = 0  # index into attempts: older ones are left out
     source_chars: int | None = None
+    dropped: frozenset[int] = frozenset()  # indices of inspirations left out
 
 
 def _champion_section(inp: PromptInputs, plan: _Plan) -> str:
     c = inp.champion
     seq = f", ledger seq {c.ledger_seq}" if c.ledger_seq is not None else ""
-    out = [f"## The current champion: `{c.name}` (source sha256 {c.source_sha256[:12]}{seq})", ""]
+    if inp.parent_label:
+        out = [f"## The parent: {inp.parent_label}", "", f"Source sha256 {c.source_sha256[:12]}{seq}."]
+    else:
+        out = [f"## The current champion: `{c.name}` (source sha256 {c.source_sha256[:12]}{seq})", ""]
     overall = c.overall_vs_anchor
     if overall:
         parts = [f"{m}: {_pct(v)}" for m, v in sorted(overall.items())]
-        out.append(f"Overall BD-rate against {inp.anchor} when it was adopted: " + "; ".join(parts) + ".")
+        when = "when it was judged" if inp.parent_label else "when it was adopted"
+        out.append(f"Overall BD-rate against {inp.anchor} {when}: " + "; ".join(parts) + ".")
     if c.clips:
         out.append(f"Per clip ({c.scores_from}); BD-rate on {inp.metric_label} against {inp.anchor}:")
         out.append("")
@@ -148,8 +196,36 @@ def _champion_section(inp: PromptInputs, plan: _Plan) -> str:
     source = c.source
     if plan.source_chars is not None:
         source = cut_text(source, plan.source_chars)
-    out += ["", f"Its source (`candidates/{c.name}.py`):", "", "```python", source.rstrip(), "```"]
+    where = f"`{c.name}.py`" if inp.parent_label else f"`candidates/{c.name}.py`"
+    out += ["", f"Its source ({where}):", "", "```python", source.rstrip(), "```"]
     return "\n".join(out)
+
+
+def _inspirations_section(inp: PromptInputs, plan: _Plan) -> list[str]:
+    if not inp.inspirations:
+        return []
+    shown = [v for i, v in enumerate(inp.inspirations) if i not in plan.dropped]
+    out = [
+        f"## Inspirations: {len(inp.inspirations)} other program(s) of this run",
+        "",
+        ("Ideas to borrow, not code to copy whole: these programs were judged in this run and kept for "
+         "their score or for a different trade-off between bits and encode time."),
+        "",
+    ]
+    if not shown:
+        out += ["(all left out for length)", ""]
+    for n, v in enumerate(shown, 1):
+        out += [
+            f"### Inspiration {n}: `{v.name}` ({v.why})",
+            "",
+            f"BD-rate on {inp.metric_label} against {inp.anchor}: {_pct(v.bd_vs_anchor)}",
+            "",
+            "```python",
+            v.source.rstrip(),
+            "```",
+            "",
+        ]
+    return out
 
 
 def _attempt_section(a: AttemptView, inp: PromptInputs, failure_chars: int) -> str:
@@ -173,8 +249,12 @@ def _render(inp: PromptInputs, plan: _Plan, cut: list[str]) -> str:
     parts = [
         "## Task",
         "",
-        (f"Write a new candidate codec that beats the current champion `{inp.champion.name}`. It is adopted "
-         "(and becomes the champion the next attempt builds on) only when:"),
+        (f"Write a new candidate codec that beats the current champion `{inp.champion_to_beat}`. It is adopted "
+         "(and becomes the champion the next attempt builds on) only when:"
+         if not inp.parent_label else
+         f"Write a new candidate codec that beats the current champion `{inp.champion_to_beat}`, building on "
+         f"the parent below (a program of this run drawn for diversity, not the champion). It is adopted "
+         "(and becomes the champion) only when:"),
         rules or "- it passes every test and needs fewer bits than the champion at equal quality",
         "",
         "## The candidate contract",
@@ -190,6 +270,7 @@ def _render(inp: PromptInputs, plan: _Plan, cut: list[str]) -> str:
         "",
         _champion_section(inp, plan),
         "",
+        *_inspirations_section(inp, plan),
     ]
     shown = list(inp.attempts)[plan.first_attempt:]
     if inp.attempts:
@@ -229,6 +310,13 @@ def build_prompt(inputs: PromptInputs, *, char_budget: int, failure_chars: int =
     def size() -> int:
         return len(SYSTEM_TEXT) + len(_render(inputs, plan, cut))
 
+    by_size = sorted(range(len(inputs.inspirations)), key=lambda i: (-len(inputs.inspirations[i].source), i))
+    for i in by_size:
+        if size() <= char_budget:
+            break
+        plan.dropped = plan.dropped | {i}
+        v = inputs.inspirations[i]
+        cut.append(f"inspiration `{v.name}` ({v.why}; {len(v.source)} characters of source)")
     if size() > char_budget:
         plan.failure_chars = min(plan.failure_chars, 600)
         if any(len(a.failure.strip()) > 600 for a in inputs.attempts):
@@ -260,7 +348,8 @@ def build_prompt(inputs: PromptInputs, *, char_budget: int, failure_chars: int =
         if keep < total:
             plan.source_chars = keep
             cut.append(
-                f"the middle of the champion's source ({total - keep} of {total} characters; the module shown "
+                f"the middle of the {'parent' if inputs.parent_label else 'champion'}'s source "
+                f"({total - keep} of {total} characters; the module shown "
                 "is incomplete: write a complete module)"
             )
     drop_oldest(keep=0)
