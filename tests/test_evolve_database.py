@@ -60,6 +60,10 @@ def test_program_round_trips_and_judged():
     assert p.judged
     assert not prog(4, None, stage="screen", verdict="failed").judged
     assert not prog(5, 10.0, stage="suite", verdict="failed").judged
+    assert not prog(6, 10.0, stage="verdict", verdict="failed").judged  # a test failed: not bred from
+    assert not prog(7, 10.0, stage="identical", verdict="rejected").judged
+    assert not prog(8, float("nan")).judged
+    assert prog(9, 10.0, verdict="adopted").judged
     with pytest.raises(DatabaseError, match="lacks bd_vs_anchor"):
         Program.from_json({k: v for k, v in p.to_json().items() if k != "bd_vs_anchor"})
 
@@ -87,6 +91,8 @@ def test_readd_of_an_attempt_is_ignored(tmp_path):
     lines = (tmp_path / "programs.jsonl").read_text().splitlines()
     assert len(lines) == 3
     assert [p.bd_vs_anchor for p in db.programs() if p.attempt == 1] == [50.0]
+    assert db.add(prog(2, float("nan"), cx=float("inf")))  # stored as unknown, never as NaN
+    assert [(p.bd_vs_anchor, p.encode_complexity) for p in db.programs() if p.attempt == 2] == [(None, None)]
 
 
 def test_torn_last_line_is_tolerated_then_repaired(tmp_path):
@@ -135,6 +141,19 @@ def test_concurrent_adds_from_four_processes(tmp_path):
     assert len(records) == 200
     assert sorted(r["attempt"] for r in records) == sorted(w * 1000 + i for w in range(4) for i in range(50))
     assert len(ProgramDatabase(path, islands=4).programs()) == 200
+
+
+def test_concurrent_adds_from_threads_of_one_process(tmp_path):
+    import threading
+
+    path = tmp_path / "programs.jsonl"
+    threads = [threading.Thread(target=_writer, args=(str(path), w, 25)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(path.read_text().splitlines()) == 100
+    assert len({p.attempt for p in ProgramDatabase(path, islands=4).programs()}) == 100
 
 
 def test_islands_stay_apart(tmp_path):

@@ -48,7 +48,7 @@ import math
 import os
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -98,8 +98,11 @@ class Program:
 
     @property
     def judged(self) -> bool:
-        """Reached the full evaluation's verdict with a BD-rate: may be an elite and a parent."""
-        return self.verdict in ("adopted", "rejected") and _finite(self.bd_vs_anchor)
+        """Passed the full evaluation (stage "verdict", adopted or rejected) with a BD-rate: may be a parent.
+
+        A "failed" verdict (a test of the suite failed) is not bred from even when it has a BD-rate.
+        """
+        return self.stage == "verdict" and self.verdict in ("adopted", "rejected") and _finite(self.bd_vs_anchor)
 
     @property
     def is_seed(self) -> bool:
@@ -294,7 +297,15 @@ class ProgramDatabase:
             os.close(fd)
 
     def add(self, program: Program) -> bool:
-        """Append one program (fsynced under the lock); False when its attempt is already there."""
+        """Append one program (fsynced under the lock); False when its attempt is already there.
+
+        A score that is not a finite number (NaN from a broken report) is stored as unknown (None).
+        """
+        program = replace(
+            program,
+            bd_vs_anchor=program.bd_vs_anchor if _finite(program.bd_vs_anchor) else None,
+            encode_complexity=program.encode_complexity if _finite(program.encode_complexity) else None,
+        )
         if program.island >= self.islands and program.attempt is not None:
             raise DatabaseError(f"program of attempt {program.attempt}: island {program.island} >= islands ({self.islands})")
         return self._locked_write(lambda have: [] if program.key in {p.key for p in have} else [program])
@@ -312,7 +323,7 @@ class ProgramDatabase:
             if any(p.attempt is not None for p in have):
                 return []
             seeded = {p.island for p in have}
-            return [_replace_island(champion, i) for i in range(self.islands) if i not in seeded]
+            return [replace(champion, island=i) for i in range(self.islands) if i not in seeded]
 
         return self._locked_write(lines)
 
@@ -405,12 +416,6 @@ class ProgramDatabase:
         unknown = (len(self.bd_edges) + 1, len(self.complexity_edges) + 1)
         d = sum(abs((x if x is not None else u) - (y if y is not None else u)) for x, y, u in zip(ca, cb, unknown))
         return d + (a.island != b.island)
-
-
-def _replace_island(p: Program, island: int) -> Program:
-    data = p.to_json()
-    data["island"] = island
-    return Program(**data)  # type: ignore[arg-type]
 
 
 def _cell_sort(cell: Cell) -> tuple:
