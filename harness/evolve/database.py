@@ -50,8 +50,12 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.evolve.config import DatabaseSettings
 
 __all__ = [
     "BD_EDGES",
@@ -211,15 +215,15 @@ class ProgramDatabase:
         self.exploit = exploit
 
     @classmethod
-    def from_settings(cls, path: str | os.PathLike[str], settings: object) -> ProgramDatabase:
-        """From the config's [database] section (harness.evolve.config.DatabaseSettings)."""
+    def from_settings(cls, path: str | os.PathLike[str], settings: DatabaseSettings) -> ProgramDatabase:
+        """From the config's [database] section."""
         return cls(
             path,
-            islands=settings.islands,  # type: ignore[attr-defined]
-            inspirations=settings.inspirations,  # type: ignore[attr-defined]
-            seed=settings.seed,  # type: ignore[attr-defined]
-            bd_edges=settings.bd_edges,  # type: ignore[attr-defined]
-            complexity_edges=settings.complexity_edges,  # type: ignore[attr-defined]
+            islands=settings.islands,
+            inspirations=settings.inspirations,
+            seed=settings.seed,
+            bd_edges=settings.bd_edges,
+            complexity_edges=settings.complexity_edges,
         )
 
     # -- storage -------------------------------------------------------------------------------
