@@ -25,9 +25,10 @@ at or above the last is bin len(edges); an unknown value is bin None):
   of two: CPU cost is multiplicative (numpy, a Python loop and a search multiply it), and a factor
   of 2 is a real difference in design while run-to-run timing noise stays well inside it.
 
-Only programs that reached the verdict with a BD-rate (`Program.judged`) become elites and parents;
-screened-out, failed and invalid attempts are recorded (the progress page counts them) but never
-bred from. The seed is always eligible, even with no scores.
+Only programs that passed the full evaluation with a BD-rate (`Program.judged`: stage "verdict",
+adopted or rejected) become elites and parents; screened-out, failed and invalid attempts are
+recorded (the progress page counts them) but never bred from. The seed is always eligible, even
+with no scores (its cell is then "unknown" and it ranks below every scored program).
 
 Sampling (`sample_parent`, deterministic for (seed, attempt, the database's contents) whatever the
 order of the lines): with probability EXPLOIT = 0.7 the island's best elite (lowest BD-rate), else,
