@@ -4,6 +4,7 @@ CLI, and the page in headless Chromium (DOM and a screenshot that is not blank).
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -13,13 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness.__main__ import main
-from harness.evolve.page import (
-    champion_steps,
-    lineage,
-    load_run,
-    nice_ticks,
-    write_progress_page,
-)
+from harness.evolve.database import BD_EDGES, COMPLEXITY_EDGES, Program, ProgramDatabase
+from harness.evolve.page import champion_steps, elites, lineage, load_run, nice_ticks, write_progress_page
 
 HOSTILE = "<script>alert(1)</script>"
 START = datetime(2026, 12, 6, 6, 0, 0, tzinfo=UTC)
@@ -49,6 +45,8 @@ PLAN: dict[int, tuple[str, str, float | None, int | None, float]] = {
     19: ("failed", "screen", None, 16, 36.5),
     20: ("rejected", "verdict", 61.0, 16, 40.0),
 }
+# encode complexity (CPU per pixel relative to x265) of the fully judged attempts
+COMPLEXITY = {1: 2.1, 3: 3.5, 5: 4.2, 8: 0.8, 10: 6.5, 13: 1.3, 15: 9.0, 16: 7.8, 18: 14.0, 20: 5.1}
 STAGE_COUNTS = {"extract": 1, "identical": 1, "check": 1, "screen": 6, "suite": 1, "verdict": 10}
 
 
@@ -69,7 +67,7 @@ def make_record(n: int) -> dict:
         "parent": "jpeg_planes" if parent_attempt is None else name_of(parent_attempt),
         "parent_attempt": parent_attempt, "island": n % 2, "inspirations": [],
         "verdict": verdict, "decision": "adopted" if verdict == "adopted" else "rejected", "stage": stage,
-        "bd_vs_anchor": bd, "encode_complexity": round(1.5 + 0.1 * n, 2) if bd is not None else None,
+        "bd_vs_anchor": bd, "encode_complexity": COMPLEXITY.get(n),
         "decode_complexity": None, "usage": {"input_tokens": tin, "output_tokens": tout},
         "tokens": tin + tout, "cost_usd": (tin * PRICE_IN + tout * PRICE_OUT) / 1e6,
         "started_utc": stamp(START + timedelta(minutes=minutes - 3)),
@@ -98,11 +96,15 @@ def make_run(root: Path, *, attempts: bool = True, extra_lines: str = "") -> Pat
         order = sorted(PLAN, key=lambda n: PLAN[n][4])  # completion order
         lines = [json.dumps(make_record(n)) for n in order]
         (run / "attempts.jsonl").write_text("\n".join(lines) + "\n" + extra_lines, encoding="utf-8")
-        programs = [{"attempt": None, "candidate": "jpeg_planes", "island": i, "bd_vs_anchor": INITIAL_BD}
-                    for i in (0, 1)]
-        programs += [{"attempt": n, "candidate": name_of(n), "island": n % 2, "bd_vs_anchor": PLAN[n][2]}
-                     for n in PLAN if PLAN[n][1] in ("suite", "verdict")]
-        (run / "programs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in programs), encoding="utf-8")
+        seeds = [Program(None, "jpeg_planes", "0" * 64, "/nowhere/jpeg_planes.py", None, None, island, "verdict",
+                         "adopted", INITIAL_BD, None, stamp(START)) for island in (0, 1)]
+        programs = seeds + [
+            Program(n, name_of(n), f"{n:064x}", f"/nowhere/{n}.py", make_record(n)["parent"], PLAN[n][3], n % 2,
+                    PLAN[n][1], PLAN[n][0], PLAN[n][2], COMPLEXITY.get(n), make_record(n)["finished_utc"])
+            for n in order
+        ]
+        (run / "programs.jsonl").write_text("".join(json.dumps(p.to_json()) + "\n" for p in programs),
+                                            encoding="utf-8")
     return run
 
 
@@ -179,6 +181,25 @@ def test_time_axis_is_minutes_since_the_start(run):
     assert [x for x, _, _ in steps] == [0.0, 4.0, 12.0, 20.0, 32.0]
 
 
+def test_rate_complexity_plot_rings_the_elite_of_each_cell(page, run):
+    # the page's elites are the program database's (same cells, same order of merit)
+    mine = elites(load_run(run).records, BD_EDGES, COMPLEXITY_EDGES)
+    cells = ProgramDatabase(run / "programs.jsonl").cells()
+    assert len(mine) == 9 and {c: r["attempt"] for c, r in mine.items()} == {
+        c: p.attempt for c, p in cells.items() if p.attempt is not None}
+    svg = svg_of(page, "complexity")
+    points = dict(re.findall(r'<g class="cx( elite)? \w+" data-attempt="(\d+)"', svg)[i][::-1]
+                  for i in range(len(COMPLEXITY)))
+    assert sorted(int(n) for n in points) == sorted(COMPLEXITY)
+    # attempt 20 shares its cell (BD [50, 100) %, complexity [4, 8)x) with attempt 10, which is better
+    assert {int(n) for n, elite in points.items() if elite} == set(COMPLEXITY) - {20}
+    assert [t for t in re.findall(r'class="xtick"[^>]*>([^<]+)<', svg)] == ["0.5×", "1×", "2×", "4×", "8×", "16×"]
+    x = {int(n): float(cx) for n, cx in re.findall(r'data-attempt="(\d+)"><title>[^<]*</title>'
+                                                     r'(?:<circle[^>]*fill="none"[^>]*/>)?<circle cx="([\d.]+)"', svg)}
+    octave = (x[5] - x[1]) / math.log2(4.2 / 2.1)  # a log scale: the same width per doubling
+    assert x[18] - x[13] == pytest.approx(octave * math.log2(14.0 / 1.3), abs=0.2)
+
+
 def test_stage_shares_counts_and_percentages(page):
     table = page[page.index('<table class="stages">'):]
     table = table[: table.index("</table>")]
@@ -239,9 +260,9 @@ def test_program_database_section(page):
     table = page[page.index('<table class="programs">'):]
     rows = re.findall(r"<tr><td class=\"num\">(\d)</td><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)</td>"
                       r"<td>([^<]*)</td>", table)
-    # the fully evaluated attempts 1 3 5 8 9 10 13 15 16 18 20 (9 failed the suite: no BD-rate) by parity,
-    # and the seed on each island
-    assert rows == [("0", "6", "6", "evo_20261206_061600_16"), ("1", "7", "6", "evo_20261206_061300_13")]
+    # every attempt by parity and the seed on each island; judged: the seed, and adopted or rejected with a
+    # BD-rate (even: 8 10 16 18 20, odd: 1 3 5 13 15)
+    assert rows == [("0", "11", "6", "evo_20261206_061600_16"), ("1", "11", "6", "evo_20261206_061300_13")]
 
 
 def test_empty_run_says_no_attempts_yet(tmp_path):
@@ -262,6 +283,24 @@ def test_malformed_lines_are_noted_not_fatal(tmp_path):
     assert len(re.findall(r'<tr class="\w+" data-attempt=', page)) == 20
 
 
+def test_records_of_any_shape_do_not_break_the_page(tmp_path):
+    """Fields of unexpected types or values are shown as they are or as "–", never a crash."""
+    run = make_run(tmp_path, attempts=False)
+    odd = [["x"], {"a": 1}, "text", True, None, -1, 1e300, float("nan"), float("inf"), "2026-99-99T00:00:00Z"]
+    keys = ["candidate", "parent", "parent_attempt", "island", "verdict", "stage", "bd_vs_anchor", "encode_complexity",
+            "tokens", "cost_usd", "usage", "started_utc", "finished_utc", "judge_s", "eval_node"]
+    records = [{"attempt": i + 1, **{k: odd[(i + j) % len(odd)] for j, k in enumerate(keys)}} for i in range(len(odd))]
+    records.append({"attempt": 11, "bd_vs_anchor": 1e17, "verdict": "adopted", "finished_utc": "2026-12-06T06:01:00Z"})
+    records.append({"attempt": 12, "bd_vs_anchor": 1e17 + 16, "verdict": "rejected", "encode_complexity": 1e-300})
+    (run / "attempts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    settings = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    (run / "run.json").write_text(json.dumps({**settings, "config": ["not", "a", "dict"], "initial_champion": 3}),
+                                  encoding="utf-8")
+    page = write_progress_page(run).read_text(encoding="utf-8")
+    assert len(re.findall(r'<tr class="\w+" data-attempt=', page)) == 12
+    assert "&lt;script" not in page and page.rstrip().endswith("</html>")
+
+
 def test_nice_ticks():
     assert nice_ticks(0, 20, 10, integer=True) == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
     assert nice_ticks(0, 21, 8, integer=True) == [0, 5, 10, 15, 20, 25]
@@ -269,6 +308,11 @@ def test_nice_ticks():
     assert nice_ticks(44.8, 300, 6) == [0, 50, 100, 150, 200, 250, 300]
     assert nice_ticks(-35, -12, 6) == [-35, -30, -25, -20, -15, -10]
     assert nice_ticks(0, 40, 10) == [0, 5, 10, 15, 20, 25, 30, 35, 40]
+    assert nice_ticks(5, 5, 6) == [4.4, 4.6, 4.8, 5.0, 5.2, 5.4, 5.6]  # one value: a span around it
+    assert nice_ticks(0, 0, 6) == [-1, -0.5, 0, 0.5, 1]
+    for lo, hi in ((1e17, 1e17 + 16), (1e17, 1e17 + 1), (-1e308, 1e308), (0, 1e-300)):
+        ticks = nice_ticks(lo, hi, 6)  # ends, at whatever magnitude
+        assert 2 <= len(ticks) <= 30 and ticks == sorted(set(ticks)), (lo, hi, ticks)
 
 
 # ----------------------------------------------------------------------------- the CLI
@@ -314,7 +358,7 @@ def test_page_displays_in_headless_chromium(run, tmp_path):
     dom = chromium("--dump-dom", url, profile=tmp_path / "profile1")
     assert dom.returncode == 0, dom.stderr[-2000:]
     text = dom.stdout
-    assert text.count('<svg class="plot"') == 2 and text.count('<polyline class="champion"') == 2
+    assert text.count('<svg class="plot"') == 3 and text.count('<polyline class="champion"') == 2
     assert len(re.findall(r'<g class="pt', text)) == 40
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script>" not in text
     shot = tmp_path / "shot.png"

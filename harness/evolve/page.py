@@ -85,7 +85,7 @@ def _read_jsonl(path: Path, kind: str, notes: list[str], *, require_attempt: boo
         last = number == len(lines)  # no newline after it: still being written, or cut by a kill
         try:
             data = json.loads(line)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             why = "incomplete last line (being written, or cut by a kill)" if last else f"not JSON ({err})"
             notes.append(f"{path.name} line {number}: {why}; skipped")
             continue
@@ -167,8 +167,17 @@ def _e(value: object) -> str:
     return escape("–" if value is None or value == "" else str(value), quote=True)
 
 
+def _dict(value: object) -> dict:
+    """A JSON object from a file, or {} for anything else (the page never trusts a file's shapes)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _cfg(settings: dict, section: str, key: str) -> object:
-    return ((settings.get("config") or {}).get(section) or {}).get(key)
+    return _dict(_dict(settings.get("config")).get(section)).get(key)
+
+
+def _initial(settings: dict) -> dict:
+    return _dict(settings.get("initial_champion"))
 
 
 def run_start(data: RunData) -> datetime | None:
@@ -213,7 +222,7 @@ def lineage(data: RunData) -> list[dict]:
     """The current champion's ancestry, oldest first: dicts with name, attempt, bd, verdict.
     Parents are followed by parent_attempt, else by the parent's name among this run's attempts;
     the chain ends at a parent from outside the run (the initial champion or another ledger entry)."""
-    initial = data.settings.get("initial_champion") or {}
+    initial = _initial(data.settings)
     by_attempt = {r["attempt"]: r for r in data.records}
     by_name = {str(r.get("candidate")): r for r in data.records}
     node = current_champion(data)
@@ -245,10 +254,11 @@ def lineage(data: RunData) -> list[dict]:
 
 def nice_ticks(lo: float, hi: float, count: int = 6, *, integer: bool = False) -> list[float]:
     """Round tick values covering [lo, hi] (1, 2, 2.5 or 5 times a power of ten apart)."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(hi - lo)):
         return [0.0, 1.0]
-    if hi - lo < 1e-9:
-        lo, hi = lo - (abs(lo) * 0.1 or 1.0), hi + (abs(hi) * 0.1 or 1.0)
+    if hi - lo < 1e-9:  # one value: a span around it
+        pad = max(abs(lo), abs(hi)) * 0.1 if max(abs(lo), abs(hi)) > 1e-6 else 1.0
+        lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / max(1, count)
     mag = 10 ** math.floor(math.log10(raw))
     steps = (1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)
@@ -256,14 +266,12 @@ def nice_ticks(lo: float, hi: float, count: int = 6, *, integer: bool = False) -
         m * mag for m in steps if m * mag >= raw * 0.999)
     first = math.floor(lo / step + 1e-9) * step
     ticks = []
-    k = 0
-    while True:
+    for k in range(4 * count + 4):  # bounded: at 1e17 a small step no longer moves a float
         t = first + k * step
         ticks.append(round(t, 10))
         if t >= hi - 1e-9:
             break
-        k += 1
-    return ticks
+    return ticks if len(ticks) > 1 and ticks[-1] > ticks[0] else [lo, hi]
 
 
 def _fmt_tick(value: float) -> str:
@@ -302,6 +310,26 @@ def _point_title(record: dict, x_words: str) -> str:
             f"{_stage(record)}; BD-rate vs {ANCHOR} {_bd_text(bd, 2)}; {x_words}")
 
 
+def bd_scale(values: Sequence[float], keep: Sequence[float] = ()) -> tuple[list[float], float]:
+    """(ticks of the BD-rate axis, the value above which points are off the scale). The scale covers
+    `keep` (the champion's line) and most points; a few far-off rejected attempts must not flatten
+    the champion's progress, so beyond the 90th percentile the axis is cut and they sit at its top."""
+    if not values:
+        return [0.0, 10.0], math.inf
+    lo, hi = min(values), max(values)
+    ordered = sorted(values)
+    cap = max([ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], *keep])
+    cut = math.inf
+    if hi > cap + max(cap - lo, 1.0) * 0.6:
+        hi = cut = cap + max(cap - lo, 1.0) * 0.15
+    if 0 < lo <= 0.5 * (hi - lo):  # show where x265 is when it is near the data
+        lo = 0.0
+    elif -0.5 * (hi - lo) <= hi < 0:
+        hi = 0.0
+    ticks = nice_ticks(lo, hi, 6)
+    return ticks, (cut if cut == math.inf else ticks[-1])
+
+
 @dataclass(frozen=True)
 class _Frame:
     """The drawing area of a scatter plot and its scales (SVG user units)."""
@@ -328,7 +356,7 @@ def scatter_svg(
 ) -> str:
     """BD-rate vs x (attempt number or minutes): points, the champion's line, the no-BD band."""
     fr = _Frame()
-    initial = _num((data.settings.get("initial_champion") or {}).get("bd_vs_anchor"))
+    initial = _num(_initial(data.settings).get("bd_vs_anchor"))
     records = [r for r in data.records if r["attempt"] in xs]
     steps = champion_steps(initial, records, lambda r: xs.get(r["attempt"]))
     bds = [b for r in records if (b := _num(r.get("bd_vs_anchor"))) is not None]
@@ -337,23 +365,8 @@ def scatter_svg(
     x_max = max([*xs.values(), 1.0])
     xticks = nice_ticks(0.0, x_max, 10, integer=x_integer)
     x0, x1 = 0.0, xticks[-1]
-    off_scale: set[int] = set()
-    if values:
-        lo, hi = min(values), max(values)
-        # a few far-off rejected attempts must not flatten the champion's progress: cap the scale
-        ordered = sorted(values)
-        q90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-        cap = max([q90, *line_values]) if line_values else q90
-        if hi > cap + max(cap - lo, 1.0) * 0.6:
-            hi = cap + max(cap - lo, 1.0) * 0.15
-            off_scale = {r["attempt"] for r in records if (_num(r.get("bd_vs_anchor")) or -math.inf) > hi}
-        if 0 < lo <= 0.5 * (hi - lo):  # show where x265 is when it is near the data
-            lo = 0.0
-        elif -0.5 * (hi - lo) <= hi < 0:
-            hi = 0.0
-        yticks = nice_ticks(lo, hi, 6)
-    else:
-        yticks = [0.0, 10.0]
+    yticks, cut = bd_scale(values, keep=line_values)
+    off_scale = {r["attempt"] for r in records if (_num(r.get("bd_vs_anchor")) or -math.inf) > cut}
     y0, y1 = yticks[0], yticks[-1]
     pw, top, pb = fr.width - fr.left - fr.right, fr.top, fr.plot_bottom
 
@@ -435,6 +448,114 @@ def scatter_svg(
     if off_scale:
         out.append(f'<text class="note" x="{fr.left + pw - 6:.1f}" y="{top + 13}" text-anchor="end">'
                    f'{len(off_scale)} point(s) above the scale, drawn at its top edge (hover for the value)</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _edges(settings: dict, key: str, default: Sequence[float]) -> list[float]:
+    value = _cfg(settings, "database", key)
+    if isinstance(value, list) and value and all(_num(v) is not None for v in value):
+        return sorted(float(v) for v in value)
+    return list(default)
+
+
+def elites(records: Sequence[dict], bd_edges: Sequence[float], cx_edges: Sequence[float]) -> dict[tuple, dict]:
+    """The best judged attempt (lowest BD-rate, then cheaper, then older) of each MAP-Elites cell
+    (BD-rate bin, encode complexity bin), over the whole run, as the program database bins them."""
+    from harness.evolve.database import bin_of
+
+    best: dict[tuple, dict] = {}
+    for r in records:
+        bd, cx = _num(r.get("bd_vs_anchor")), _num(r.get("encode_complexity"))
+        if _outcome(r) not in ("adopted", "rejected") or bd is None:
+            continue
+        cell = (bin_of(bd, bd_edges), bin_of(cx, cx_edges))
+        rank = (bd, cx if cx is not None else math.inf, r["attempt"])
+        if cell not in best or rank < best[cell][0]:
+            best[cell] = (rank, r)
+    return {cell: r for cell, (_, r) in best.items()}
+
+
+def complexity_svg(data: RunData) -> str | None:
+    """BD-rate against encode complexity (log scale) of the judged attempts, over the program
+    database's MAP-Elites cells, the elite of each cell ringed; None when no attempt has both."""
+    from harness.evolve.database import BD_EDGES, COMPLEXITY_EDGES
+
+    bd_edges = _edges(data.settings, "bd_edges", BD_EDGES)
+    cx_edges = _edges(data.settings, "complexity_edges", COMPLEXITY_EDGES)
+    points = [(r, bd, cx) for r in data.records
+              if _outcome(r) in ("adopted", "rejected") and (bd := _num(r.get("bd_vs_anchor"))) is not None
+              and (cx := _num(r.get("encode_complexity"))) is not None and cx > 0]
+    if not points:
+        return None
+    best = {r["attempt"] for r in elites(data.records, bd_edges, cx_edges).values()}
+    width, height, left, right, top, bottom = 900.0, 380.0, 78.0, 24.0, 22.0, 52.0
+    pw, pb = width - left - right, height - bottom
+    lx = [math.log2(cx) for _, _, cx in points]
+    a, b = math.floor(min(lx)), math.ceil(max(lx))
+    if b - a < 2:
+        a, b = a - 1, b + 1
+    every = 1 if b - a <= 10 else 2
+    yticks, cut = bd_scale([bd for _, bd, _ in points])
+    y0, y1 = yticks[0], yticks[-1]
+    inset = 12.0
+
+    def sx(log_cx: float) -> float:
+        return left + inset + (log_cx - a) / (b - a) * (pw - 2 * inset)
+
+    def sy(y: float) -> float:
+        return pb - (min(max(y, y0), y1) - y0) / ((y1 - y0) or 1.0) * (pb - top)
+
+    title = f"BD-rate vs {ANCHOR} against encode complexity"
+    out = [(f'<svg class="plot" data-kind="complexity" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+            f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'),
+           f"<title>{escape(title)}</title>",
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{pb - top}" fill="#fff" stroke="#444"/>']
+    for e in bd_edges:  # the cells
+        if y0 < e < y1:
+            out.append(f'<line class="cell" x1="{left}" x2="{left + pw}" y1="{sy(e):.1f}" y2="{sy(e):.1f}" '
+                       'stroke="#d9d9d9" stroke-dasharray="2 3"/>')
+    for e in cx_edges:
+        if a < math.log2(e) < b:
+            x = sx(math.log2(e))
+            out.append(f'<line class="cell" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{pb}" '
+                       'stroke="#d9d9d9" stroke-dasharray="2 3"/>')
+    for t in yticks:
+        y = sy(t)
+        out.append(f'<line x1="{left - 5}" x2="{left}" y1="{y:.1f}" y2="{y:.1f}" stroke="#444"/>')
+        out.append(f'<text class="ytick" x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{_fmt_tick(t)}</text>')
+    for k in range(a, b + 1, every):
+        x = sx(k)
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{pb}" y2="{pb + 5}" stroke="#444"/>')
+        out.append(f'<text class="xtick" x="{x:.1f}" y="{pb + 19}" text-anchor="middle">{2.0 ** k:g}×</text>')
+    if y0 <= 0 <= y1:
+        out.append(f'<line class="zero" x1="{left}" x2="{left + pw}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" '
+                   'stroke="#666" stroke-dasharray="5 4"/>')
+    if a <= 0 <= b:
+        out.append(f'<line class="zero" x1="{sx(0):.1f}" x2="{sx(0):.1f}" y1="{top}" y2="{pb}" stroke="#666" '
+                   'stroke-dasharray="5 4"/>')
+        out.append(f'<text class="note" x="{sx(0) + 5:.1f}" y="{top + 13}">{ANCHOR}</text>')
+    out.append(f'<text class="axislabel" x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">encode '
+               f'complexity: CPU time per pixel relative to {ANCHOR} (log scale)</text>')
+    out.append(f'<text class="axislabel" transform="translate(18 {(top + pb) / 2:.1f}) rotate(-90)" '
+               f'text-anchor="middle">BD-rate vs {ANCHOR} (%), lower is better</text>')
+    for r, bd, cx in sorted(points, key=lambda p: (p[0]["attempt"] in best, p[0]["attempt"])):
+        outcome, x, y = _outcome(r), sx(math.log2(cx)), sy(bd)
+        adopted = outcome == "adopted"
+        elite = r["attempt"] in best
+        tip = (f"attempt {r['attempt']} {r.get('candidate')}: {outcome}; BD-rate {_bd_text(bd, 2)}; "
+               f"encode complexity {cx:.2f}x{'; the elite of its cell' if elite else ''}")
+        ring = (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="10" fill="none" stroke="#000" stroke-width="1.2" '
+                'stroke-dasharray="3 2"/>') if elite else ""
+        out.append(f'<g class="cx{" elite" if elite else ""} {outcome}" data-attempt="{r["attempt"]}">'
+                   f"<title>{escape(tip)}</title>{ring}"
+                   + _marker("verdict", x, y, 6.0 if adopted else 4.8, COLOURS[outcome],
+                             "#000" if adopted else "#fff", 2.0 if adopted else 0.8) + "</g>")
+        if elite:
+            out.append(f'<text class="adoptlabel" x="{x + 12:.1f}" y="{y + 4:.1f}">#{r["attempt"]}</text>')
+    if cut != math.inf:
+        out.append(f'<text class="note" x="{left + pw - 6}" y="{top + 13}" text-anchor="end">points above '
+                   f'{_fmt_tick(cut)} % drawn at the top edge</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -556,21 +677,23 @@ svg text.seglabel { font-size: 12px; fill: #000; }
 .step { border: 1px solid #bbb; border-radius: 4px; padding: 4px 8px; background: #fafafa; }
 .step.adopted { border-color: #009E73; } .step .bd { font-weight: 600; }
 .arrow { color: #888; }
-table { border-collapse: collapse; font-size: 12.5px; width: 100%; }
-th, td { border-bottom: 1px solid #e4e4e4; padding: 3px 6px; text-align: left; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 12px; width: 100%; }
+.scroll { overflow-x: auto; }
+th, td { border-bottom: 1px solid #e4e4e4; padding: 3px 5px; text-align: left; white-space: nowrap; }
 th { background: #f2f2f2; position: sticky; top: 0; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.adopted td { background: #e9f7f1; } td.cand { max-width: 260px; overflow: hidden; text-overflow: ellipsis; }
+tr.adopted td { background: #e9f7f1; } td.cand { max-width: 230px; overflow: hidden; text-overflow: ellipsis; }
 .dot { display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin-right: 4px; }
 .budget { display: grid; grid-template-columns: 150px 1fr 260px; gap: 6px 12px; align-items: center; margin: 6px 0; }
 .meter { height: 12px; background: #eee; border: 1px solid #ccc; } .meter div { height: 100%; background: #0072B2; }
 .meter div.over { background: #D55E00; }
-@media print { body { margin: 0; max-width: none; } h2 { page-break-after: avoid; } th { position: static; } }
+@media print { body { margin: 0; max-width: none; font-size: 12px; } h2 { page-break-after: avoid; }
+  th { position: static; } table { font-size: 10px; } .scroll { overflow: visible; } }
 """
 
 
 def _facts(data: RunData) -> str:
     s = data.settings
-    initial = s.get("initial_champion") or {}
+    initial = _initial(s)
     champion = current_champion(data)
     best = min((b for r in data.records if _outcome(r) in ("adopted", "rejected")
                 and (b := _num(r.get("bd_vs_anchor"))) is not None), default=None)
@@ -607,7 +730,8 @@ def _lineage_html(data: RunData) -> str:
         if i:
             parts.append('<span class="arrow">→</span>')
         parts.append(f'<span class="step {escape(step["verdict"])}" data-attempt="{_e(step["attempt"])}">'
-                     f'<b>{_e(step["name"])}</b><br><small>{escape(who)}, {escape(step["verdict"])}</small><br>'
+                     f'<b>{_e(step["name"])}</b><br><small>{escape(who)}'
+                     f'{"" if step["attempt"] is None else ", " + escape(step["verdict"])}</small><br>'
                      f'<span class="bd">{_bd_text(bd)}</span>{escape(delta)}</span>')
         prev = bd if bd is not None else prev
     return '<div class="lineage">' + "".join(parts) + "</div>"
@@ -636,8 +760,8 @@ def _meter(label: str, used: float, limit: float | None, used_text: str, limit_t
 def _cost_section(data: RunData) -> str:
     recs = data.records
     tokens = sum(int(_num(r.get("tokens")) or 0) for r in recs)
-    tin = sum(int(_num((r.get("usage") or {}).get("input_tokens")) or 0) for r in recs)
-    tout = sum(int(_num((r.get("usage") or {}).get("output_tokens")) or 0) for r in recs)
+    tin = sum(int(_num(_dict(r.get("usage")).get("input_tokens")) or 0) for r in recs)
+    tout = sum(int(_num(_dict(r.get("usage")).get("output_tokens")) or 0) for r in recs)
     costs = [_num(r.get("cost_usd")) for r in recs]
     priced = [c for c in costs if c is not None]
     cost = sum(priced)
@@ -689,7 +813,8 @@ def _attempts_table(data: RunData) -> str:
                       for i, (text, num) in enumerate(cells))
         rows.append(f'<tr class="{outcome}" data-attempt="{r["attempt"]}">{tds}</tr>')
     ths = "".join(f'<th class="{"num" if num else ""}">{escape(h)}</th>' for h, num in head)
-    return (f'<table class="attempts"><thead><tr>{ths}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return (f'<div class="scroll"><table class="attempts"><thead><tr>{ths}</tr></thead><tbody>{"".join(rows)}'
+            "</tbody></table></div>"
             '<p class="sub">BD-rate in percent against x265 (negative: fewer bits for the same quality, better); '
             'enc. cx: encode CPU time per pixel relative to x265; judge s: seconds from reply to verdict.</p>')
 
@@ -703,7 +828,8 @@ def _programs_section(data: RunData) -> str:
     rows = []
     for island in sorted(islands, key=lambda i: (not isinstance(i, int), str(i))):
         progs = islands[island]
-        judged = [p for p in progs if _num(p.get("bd_vs_anchor")) is not None]
+        judged = [p for p in progs if _num(p.get("bd_vs_anchor")) is not None
+                  and (p.get("attempt") is None or p.get("verdict") in ("adopted", "rejected"))]
         best = min(judged, key=lambda p: _num(p.get("bd_vs_anchor"))) if judged else None  # type: ignore[arg-type, return-value]
         rows.append(
             f'<tr><td class="num">{_e(island)}</td><td class="num">{len(progs)}</td><td class="num">{len(judged)}</td>'
@@ -759,6 +885,13 @@ def render_page(data: RunData, *, now: datetime | None = None) -> str:
                      + "<figcaption>The same attempts by the time each finished (minutes since the run "
                      "started)" + (f"; {untimed} attempt(s) without a finish time are left out" if untimed else "")
                      + ".</figcaption></figure>")
+    rc = complexity_svg(data)
+    if rc is not None:
+        parts.append('<h2 id="complexity">Rate and complexity</h2><figure>' + rc
+                     + f"<figcaption>Judged attempts (adopted and rejected) by BD-rate against {ANCHOR} and encode "
+                     "complexity; the dotted grid is the program database's MAP-Elites cells, the best attempt of "
+                     "each cell (its elite) is ringed and numbered. Down and to the left is better.</figcaption>"
+                     "</figure>")
     parts.append('<h2 id="lineage">Champion lineage</h2>' + _lineage_html(data)
                  + '<p class="sub">From the initial champion to the current one, through each adopted attempt\'s '
                  "parent; BD-rate against x265 at each step (change in percentage points).</p>")
