@@ -43,7 +43,7 @@ PLAN: dict[int, tuple[str, str, float | None, int | None, float]] = {
     17: ("failed", "screen", None, 16, 32.5),
     18: ("rejected", "verdict", 50.0, 16, 36.0),
     19: ("failed", "screen", None, 16, 36.5),
-    20: ("rejected", "verdict", 61.0, 16, 40.0),
+    20: ("rejected", "verdict", 61.0, 16, 41.0),  # the time axis runs on to 45 min
 }
 # encode complexity (CPU per pixel relative to x265) of the fully judged attempts
 COMPLEXITY = {1: 2.1, 3: 3.5, 5: 4.2, 8: 0.8, 10: 6.5, 13: 1.3, 15: 9.0, 16: 7.8, 18: 14.0, 20: 5.1}
@@ -169,6 +169,10 @@ def test_champion_line_steps_at_each_adoption(page, run):
         m = re.search(r'<polyline class="champion" data-bd="([^"]+)"', svg_of(page, kind))
         assert m
         assert [float(v) for v in m.group(1).split()] == [INITIAL_BD, 180.0, 120.5, 60.25, 44.8]
+        # the line holds the champion's value until the last attempt (20, the last to finish), not beyond
+        line = re.search(r'<polyline class="champion"[^>]* points="([^"]+)"', svg_of(page, kind)).group(1)
+        last = re.search(r'data-attempt="20"><title>[^<]*</title><circle cx="([\d.]+)"', svg_of(page, kind))
+        assert line.split()[-1].split(",")[0] == last.group(1)
     records = load_run(run).records
     steps = champion_steps(INITIAL_BD, records, lambda r: float(r["attempt"]))
     assert [(x, bd) for x, bd, _ in steps] == [(0.0, INITIAL_BD), (1.0, 180.0), (5.0, 120.5), (10.0, 60.25),

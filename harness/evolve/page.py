@@ -415,7 +415,7 @@ def scatter_svg(
             if i:
                 pts.append((sx(x), sy(steps[i - 1][1])))
             pts.append((sx(x), sy(bd)))
-        pts.append((sx(max(x_max, steps[-1][0])), sy(steps[-1][1])))
+        pts.append((sx(max([*xs.values(), steps[-1][0]])), sy(steps[-1][1])))  # held until the last attempt
         values_attr = " ".join(f"{s[1]:.4f}" for s in steps)
         out.append(f'<polyline class="champion" data-bd="{values_attr}" fill="none" stroke="#222" '
                    f'stroke-width="2" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pts)}"/>')
