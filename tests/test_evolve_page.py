@@ -179,6 +179,20 @@ def test_champion_line_steps_at_each_adoption(page, run):
                                                (16.0, 44.8)]
 
 
+def test_a_run_shorter_than_a_minute(run):
+    """Seconds-long runs (scripted tests): the axis is a fraction of a minute, the line ends at the last point."""
+    records = [json.loads(line) for line in (run / "attempts.jsonl").read_text(encoding="utf-8").splitlines()]
+    for r in records:
+        r["finished_utc"] = stamp(START + timedelta(seconds=PLAN[r["attempt"]][4]))  # "minutes" as seconds
+    (run / "attempts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    svg = svg_of(write_progress_page(run).read_text(encoding="utf-8"), "time")
+    ticks = re.findall(r'class="xtick"[^>]*>([^<]+)<', svg)
+    assert ticks == ["0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"]
+    line = re.search(r'<polyline class="champion"[^>]* points="([^"]+)"', svg).group(1)
+    last = re.search(r'data-attempt="20"><title>[^<]*</title><circle cx="([\d.]+)"', svg).group(1)
+    assert line.split()[-1].split(",")[0] == last
+
+
 def test_time_axis_is_minutes_since_the_start(run):
     steps = champion_steps(INITIAL_BD, load_run(run).records,
                            lambda r: (datetime.fromisoformat(r["finished_utc"]) - START).total_seconds() / 60)

@@ -362,7 +362,7 @@ def scatter_svg(
     bds = [b for r in records if (b := _num(r.get("bd_vs_anchor"))) is not None]
     line_values = [s[1] for s in steps]
     values = bds + line_values
-    x_max = max([*xs.values(), 1.0])
+    x_max = max(xs.values(), default=0.0) or 1.0
     xticks = nice_ticks(0.0, x_max, 10, integer=x_integer)
     x0, x1 = 0.0, xticks[-1]
     yticks, cut = bd_scale(values, keep=line_values)
