@@ -310,6 +310,22 @@ def _point_title(record: dict, x_words: str) -> str:
             f"{_stage(record)}; BD-rate vs {ANCHOR} {_bd_text(bd, 2)}; {x_words}")
 
 
+class _Labels:
+    """Text labels that do not overlap: a label is drawn only where no earlier one is (boxes in SVG units)."""
+
+    def __init__(self) -> None:
+        self.boxes: list[tuple[float, float, float, float]] = []
+
+    def place(self, x: float, y: float, text: str, anchor: str = "middle", size: float = 11.0) -> bool:
+        w = 0.62 * size * len(text) + 4
+        x0 = x - w / 2 if anchor == "middle" else (x - w if anchor == "end" else x)
+        box = (x0, y - size, x0 + w, y + 3)
+        if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in self.boxes):
+            return False
+        self.boxes.append(box)
+        return True
+
+
 def bd_scale(values: Sequence[float], keep: Sequence[float] = ()) -> tuple[list[float], float]:
     """(ticks of the BD-rate axis, the value above which points are off the scale). The scale covers
     `keep` (the champion's line) and most points; a few far-off rejected attempts must not flatten
@@ -419,9 +435,16 @@ def scatter_svg(
         values_attr = " ".join(f"{s[1]:.4f}" for s in steps)
         out.append(f'<polyline class="champion" data-bd="{values_attr}" fill="none" stroke="#222" '
                    f'stroke-width="2" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pts)}"/>')
-        if steps[0][2] is None:
-            out.append(f'<text class="note" x="{sx(0) + 6:.1f}" y="{sy(steps[0][1]) - 6:.1f}">initial champion '
-                       f'{_bd_text(steps[0][1])}</text>')
+    labels, texts = _Labels(), []
+    if off_scale:
+        note = f"{len(off_scale)} point(s) above the scale, drawn at its top edge (hover for the value)"
+        labels.place(fr.left + pw - 6, top + 13, note, "end")
+        texts.append(f'<text class="note" x="{fr.left + pw - 6:.1f}" y="{top + 13}" text-anchor="end">{note}</text>')
+    if steps and steps[0][2] is None:
+        note = f"initial champion {_bd_text(steps[0][1])}"
+        if labels.place(sx(0) + 6, sy(steps[0][1]) - 6, note, "start"):
+            texts.append(f'<text class="note" x="{sx(0) + 6:.1f}" y="{sy(steps[0][1]) - 6:.1f}">{note}</text>')
+    dense = len(records) > 150  # smaller marks, so hundreds of attempts stay readable
     # points: non-adopted first, adopted on top
     ordered_records = sorted(records, key=lambda r: (_outcome(r) == "adopted", r["attempt"]))
     for r in ordered_records:
@@ -435,19 +458,18 @@ def scatter_svg(
         else:
             y, cls = sy(bd), "pt" + (" offscale" if r["attempt"] in off_scale else "")
         adopted = outcome == "adopted"
-        radius = 6.5 if adopted else 4.8
+        radius = (5.0 if dense else 6.5) if adopted else (3.6 if dense else 4.8)
         stroke, sw = ("#000", 2.0) if adopted else ("#fff", 0.8)
         out.append(f'<g class="{cls} {outcome} stage-{stage}" data-attempt="{r["attempt"]}">'
                    f'<title>{escape(_point_title(r, words))}</title>'
                    + _marker(stage, x, y, radius, COLOURS[outcome], stroke, sw) + "</g>")
-        if r["attempt"] in off_scale:
-            out.append(f'<text class="note" x="{x + 8:.1f}" y="{y + 12:.1f}">↑ {_bd_text(bd)}</text>')
-        if adopted and bd is not None:
-            out.append(f'<text class="adoptlabel" x="{x:.1f}" y="{y - 11:.1f}" text-anchor="middle">'
-                       f'#{r["attempt"]}</text>')
-    if off_scale:
-        out.append(f'<text class="note" x="{fr.left + pw - 6:.1f}" y="{top + 13}" text-anchor="end">'
-                   f'{len(off_scale)} point(s) above the scale, drawn at its top edge (hover for the value)</text>')
+        if r["attempt"] in off_scale and len(off_scale) <= 6 and labels.place(x + 8, y + 12, f"↑ {_bd_text(bd)}",
+                                                                             "start"):
+            texts.append(f'<text class="note" x="{x + 8:.1f}" y="{y + 12:.1f}">↑ {_bd_text(bd)}</text>')
+        if adopted and bd is not None and labels.place(x, y - 11, f"#{r['attempt']}"):
+            texts.append(f'<text class="adoptlabel" x="{x:.1f}" y="{y - 11:.1f}" text-anchor="middle">'
+                         f'#{r["attempt"]}</text>')
+    out.extend(texts)
     out.append("</svg>")
     return "\n".join(out)
 
@@ -539,23 +561,30 @@ def complexity_svg(data: RunData) -> str | None:
                f'complexity: CPU time per pixel relative to {ANCHOR} (log scale)</text>')
     out.append(f'<text class="axislabel" transform="translate(18 {(top + pb) / 2:.1f}) rotate(-90)" '
                f'text-anchor="middle">BD-rate vs {ANCHOR} (%), lower is better</text>')
+    dense = len(points) > 100
+    labels, texts = _Labels(), []
+    if cut != math.inf:
+        note = f"points above {_fmt_tick(cut)} % drawn at the top edge"
+        labels.place(left + pw - 6, top + 13, note, "end")
+        texts.append(f'<text class="note" x="{left + pw - 6}" y="{top + 13}" text-anchor="end">{note}</text>')
+    if a <= 0 <= b:
+        labels.place(sx(0) + 5, top + 13, ANCHOR, "start")
     for r, bd, cx in sorted(points, key=lambda p: (p[0]["attempt"] in best, p[0]["attempt"])):
         outcome, x, y = _outcome(r), sx(math.log2(cx)), sy(bd)
         adopted = outcome == "adopted"
         elite = r["attempt"] in best
         tip = (f"attempt {r['attempt']} {r.get('candidate')}: {outcome}; BD-rate {_bd_text(bd, 2)}; "
                f"encode complexity {cx:.2f}x{'; the elite of its cell' if elite else ''}")
-        ring = (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="10" fill="none" stroke="#000" stroke-width="1.2" '
+        ring = (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{8 if dense else 10}" fill="none" stroke="#000" stroke-width="1.2" '
                 'stroke-dasharray="3 2"/>') if elite else ""
         out.append(f'<g class="cx{" elite" if elite else ""} {outcome}" data-attempt="{r["attempt"]}">'
                    f"<title>{escape(tip)}</title>{ring}"
-                   + _marker("verdict", x, y, 6.0 if adopted else 4.8, COLOURS[outcome],
+                   + _marker("verdict", x, y, (4.5 if dense else 6.0) if adopted else (3.6 if dense else 4.8),
+                             COLOURS[outcome],
                              "#000" if adopted else "#fff", 2.0 if adopted else 0.8) + "</g>")
-        if elite:
-            out.append(f'<text class="adoptlabel" x="{x + 12:.1f}" y="{y + 4:.1f}">#{r["attempt"]}</text>')
-    if cut != math.inf:
-        out.append(f'<text class="note" x="{left + pw - 6}" y="{top + 13}" text-anchor="end">points above '
-                   f'{_fmt_tick(cut)} % drawn at the top edge</text>')
+        if elite and labels.place(x + 12, y + 4, f"#{r['attempt']}", "start"):
+            texts.append(f'<text class="adoptlabel" x="{x + 12:.1f}" y="{y + 4:.1f}">#{r["attempt"]}</text>')
+    out.extend(texts)
     out.append("</svg>")
     return "\n".join(out)
 
