@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 
 import pytest
 
 from harness.candidate import discover_candidates
+from harness.evolve.database import ProgramDatabase
+from harness.evolve.loop import Evolution
 from harness.ledger import Ledger
 from tests import evolve_helpers
 from tests.evolve_helpers import (
@@ -14,15 +18,28 @@ from tests.evolve_helpers import (
     FakeAPI,
     as_reply,
     canned,
-    evolve,
     good_code,
     log_records,
     new_entries,
+    settings_for,
     worse_code,
 )
 
 pytestmark = pytest.mark.sandbox
 project, world = evolve_helpers.project, evolve_helpers.world  # the fixtures
+
+
+def evolve(project: dict, api: FakeAPI, **stop):
+    """The loop one attempt at a time (one request, one evaluation, in threads: no Ray), as these tests
+    expect each attempt to see the verdicts of the ones before (tests/test_evolve_scale.py: concurrency)."""
+    settings = settings_for(project, **stop)
+    config = settings.config.with_overrides(scale={"requests_in_flight": 1, "evaluations_in_flight": 1,
+                                                   "ray_address": "none"})
+    out = io.StringIO()
+    evo = Evolution(dataclasses.replace(settings, config=config), api_key="sk-test-not-a-key",
+                    http_client=api.client(), out=out)
+    result = evo.run()
+    return result, out.getvalue()
 
 
 def test_identical_source_stops_the_run(project):
@@ -53,7 +70,7 @@ def test_identical_results_stop_the_run(project):
 
 
 def test_resume_after_a_kill_between_writing_and_judging(project, monkeypatch):
-    import harness.evolve.attempt as attempt_module  # where an attempt's candidate is judged
+    import harness.evolve.evaluate as attempt_module  # where an attempt's candidate is judged
 
     real_run_suite = attempt_module.run_suite
 
@@ -100,10 +117,18 @@ def test_scripted_run_adopts_one_and_rejects_the_others(project):
     good, broken, worse = records
     assert "syntax error" in broken["reason"]
     assert "more bits" in worse["reason"] and worse["bd_vs_champion"] > 1.0
-    # the next iterations built on the new champion
-    assert good["parent"] == CHAMPION and broken["parent"] == worse["parent"] == good["candidate"]
-    assert f"The current champion: `{good['candidate']}`" in api.requests[2]["body"]["messages"][0]["content"]
+    # each attempt built on the parent the program database sampled (the seed, or the new champion),
+    # and every attempt is in the database with its stage and verdict
+    assert good["parent"] == CHAMPION and {broken["parent"], worse["parent"]} <= {CHAMPION, good["candidate"]}
+    for r, req in zip(records, api.requests):
+        assert f"`{r['parent']}`" in req["body"]["messages"][0]["content"]
+        assert json.loads((project["run"] / "attempts" / f"{r['attempt']:04d}" / "request.json").read_text())[
+            "parent"] == r["parent"]
     assert "### Attempt 2:" in api.requests[2]["body"]["messages"][0]["content"]
+    programs = {p.attempt: p for p in ProgramDatabase(project["run"] / "programs.jsonl").programs()}
+    assert [(programs[r["attempt"]].stage, programs[r["attempt"]].verdict) for r in records] == [
+        ("verdict", "adopted"), ("check", "invalid"), ("verdict", "rejected")]
+    assert programs[1].bd_vs_anchor == good["bd_vs_anchor"] and programs[None].candidate == CHAMPION
 
     # ledger, attempts log and candidates agree
     entries = new_entries(project)

@@ -9,20 +9,29 @@ one step at a time:
   attempt of this run or of another run beside it, or as a module in the candidates folder:
   rejected before judging, stage "identical", naming which; a module that does not meet the
   contract: invalid, stage "check"), then written to the candidates folder with the loop's header;
-- the suite on it (or, after a kill, the report a finished run left), its failure recorded
-  (stage "suite") or the adoption verdict recorded (stage "verdict");
+- the evaluation (harness/evolve/evaluate.py, run by the loop on threads or Ray, maybe on another
+  node): first the cascade's screen (cheap tests on one small clip; a failure is recorded with stage
+  "screen" and its failure text, RUN/attempts/N/screen/ keeps its report and log), then the full
+  suite run (or, after a kill, the report a finished run left), its failure recorded (stage "suite")
+  or the adoption verdict recorded (stage "verdict"); report and log come back as text and are
+  written to the attempt's folder (report/, suite.log);
 - a module that was not adopted leaves the candidates folder for the attempt's folder
   (candidate/NAME.py, as judged): only adopted code stays among the candidates.
 
 Every outcome is exactly one ledger entry (harness/evolve/judge.py).
+
+`prepare` (the steps up to the installed module), `screen_failure` and `finish` (the verdict from a
+full evaluation's result) are what the concurrent loop calls, one attempt at a time in the driver;
+`judge` runs them in order in this thread (one attempt, no loop).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,7 +51,8 @@ from harness.evolve.extract import (
     extract_code,
     strip_header,
 )
-from harness.evolve.judge import SuiteRun, record_rejection, record_verdict, run_suite
+from harness.evolve.evaluate import SCREEN_TESTS, EvalRequest, EvalResult, evaluate, source_files
+from harness.evolve.judge import SuiteRun, record_rejection, record_verdict
 from harness.evolve.log import RunDir, utc_stamp
 from harness.evolve.results import anchor_scores, cut_text, failure_text, load_doc
 from harness.ledger import Ledger
@@ -51,7 +61,31 @@ from harness.suite import USAGE_EXIT, log_tail
 if TYPE_CHECKING:
     from harness.evolve.loop import RunSettings
 
-__all__ = ["AttemptJudge"]
+__all__ = ["AttemptJudge", "Prepared", "ScreenClip"]
+
+
+@dataclass(frozen=True)
+class ScreenClip:
+    """The cascade's screen: one clip (its file, shipped with each request) in a folder named `set_name`."""
+
+    path: Path
+    set_name: str
+    frames: int
+    data: bytes = field(repr=False, default=b"")
+
+
+@dataclass
+class Prepared:
+    """An attempt whose module is installed and waits for its evaluation (what `finish` needs)."""
+
+    n: int
+    adir: Path
+    name: str
+    parent: str
+    evo: dict
+    record: dict
+    recorded: SuiteRun | None = None  # the report a killed run already judged and recorded
+    reruns: int = 0  # full evaluations repeated because the champion changed meanwhile
 
 _TRACK_HINT = {
     "native": "remove the TRACK declaration; the codec must be the candidate's own",
@@ -89,8 +123,24 @@ class AttemptJudge:
 
     # ------------------------------------------------------------------ the steps
 
-    def judge(self, n: int, adir: Path, reply: Reply, request: dict, records: list[dict], base: dict) -> dict:
-        """The record of attempt `n` (`base`: what the loop knows of the request and the reply)."""
+    def judge(self, n: int, adir: Path, reply: Reply, request: dict, records: list[dict], base: dict,
+              screen: ScreenClip | None = None) -> dict:
+        """The record of attempt `n` (`base`: what the loop knows of the request and the reply), judged in
+        this thread: `prepare`, the screen (when `screen` is given), the full evaluation, `finish`."""
+        prep = self.prepare(n, adir, reply, request, records, base)
+        if isinstance(prep, dict):
+            return prep
+        if prep.recorded is None and screen is not None:
+            failed = self.screen_failure(prep, evaluate(self.eval_request(prep, "screen", screen)))
+            if failed is not None:
+                return failed
+        result = None if prep.recorded is not None else evaluate(self.eval_request(prep, "full"))
+        return self.finish(prep, result, records)
+
+    def prepare(self, n: int, adir: Path, reply: Reply, request: dict, records: list[dict],
+                base: dict) -> dict | Prepared:
+        """The steps before the evaluation: the attempt's record when it ends there (no code, identical,
+        invalid), else the installed module's `Prepared` (`records`: every attempt to compare code with)."""
         pending = self.pending(n, adir, records)
         name = pending["candidate"]
         parent = request["parent"]
@@ -124,11 +174,105 @@ class AttemptJudge:
         if why is not None:
             return self._invalid(record, why, checked.sha256, staged, parent, evo)
 
-        suite = self._suite(n, name, adir)
-        record["suite_s"] = round(suite.wall_s, 3)
+        recorded = self._recorded_report(name, adir)
+        if recorded is not None:
+            self.say(f"attempt {n}: {name} was judged and recorded before the interruption; finishing its record")
+        return Prepared(n, adir, name, parent, evo, record, recorded)
+
+    # ------------------------------------------------------------------ the evaluation
+
+    def eval_request(self, prep: Prepared, stage: str, screen: ScreenClip | None = None) -> EvalRequest:
+        """The self-contained request of `prep`'s evaluation: its module and the champion's as they are now."""
+        cands = self.settings.candidates_dir
+        files = dict(source_files(cands, prep.name))
+        champion = self.ledger.champion(self.track)
+        if champion is not None:
+            try:
+                files.update(source_files(cands, champion.candidate))
+            except HarnessError:
+                pass  # the suite says the champion is missing, as it always did
+        s = self.settings.config.suite
+        common = dict(
+            attempt=prep.n, stage=stage, candidate=prep.name, files=files,
+            ledger_text=self.ledger.path.read_text(encoding="utf-8") if self.ledger.path.exists() else "",
+            champion=champion.candidate if champion else None,
+            champion_sha256=champion.source_sha256 if champion else None,
+            cache_dir=str(self.settings.cache_dir) if self.settings.cache_dir else None,
+            fixtures_dir=str(self.settings.fixtures_dir) if self.settings.fixtures_dir else None,
+            root=str(self.settings.suite().root), timeout_s=s.timeout_s,
+        )
+        if stage == "screen":
+            assert screen is not None
+            return EvalRequest(**common, clip_name=screen.path.name, clip_set=screen.set_name,
+                               clip_data=screen.data or screen.path.read_bytes(), frames=screen.frames,
+                               pytest_args=(*s.extra_args, "-x", "-k", SCREEN_TESTS))
+        return EvalRequest(**common, clips=s.clips, frames=s.frames or None, pytest_args=tuple(s.extra_args))
+
+    def _refused(self, result: EvalResult, log: Path) -> None:
+        """The suite refused its options or clips (exit status 2, no report): the run's fault, not the
+        candidate's. Nothing is recorded; the attempt is judged again on resume."""
+        if result.report_text is None and result.returncode == USAGE_EXIT:
+            text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+            why = next((ln for ln in text.splitlines() if ln.startswith("ERROR: ")), None) or log_tail(log, 600)
+            raise HarnessError(f"the suite refused to run (exit status 2; {log}): {why}")
+
+    def _keep(self, result: EvalResult, folder: Path, log: Path) -> Path | None:
+        """Write an evaluation's log and report into the attempt's folder; the report's path (None: none)."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(log, result.log_text)
+        if result.report_text is None:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        report = folder / (result.report_name or "run.json")
+        write_text_atomic(report, result.report_text)
+        shutil.copyfile(report, folder / "latest.json")
+        return folder / "latest.json"
+
+    def screen_failure(self, prep: Prepared, result: EvalResult) -> dict | None:
+        """The record of an attempt that failed the screen (stage "screen"), None when it passed."""
+        sdir = prep.adir / "screen"
+        log = sdir / "suite.log"
+        report = self._keep(result, sdir, log)
+        self._refused(result, log)
+        prep.record["screen_s"] = round(result.wall_s, 3)
+        prep.record["eval_node"] = result.node
+        if report is not None:
+            why = failure_text(load_doc(report) or {}, prep.name, limit=self.failure_chars * 2)
+            if not why:
+                return None
+            reason = why.splitlines()[0] + " " + "; ".join(ln.strip("- ") for ln in why.splitlines()[1:3])
+        else:
+            why = reason = result.problem or "the screen failed"
+        name = prep.name
+        sha = next(c.sha256 for c in discover_candidates(self.settings.candidates_dir) if c.name == name)
+        entry = record_rejection(self.ledger, name, sha, cut_text(f"failed the screen: {reason}", 2000),
+                                 parent=prep.parent, track=self.track, extra={**prep.evo, "stage": "screen"})
+        record = {**prep.record, "stage": "screen", "verdict": "failed", "decision": entry.decision,
+                  "reason": cut_text(f"failed the screen: {reason}", 400),
+                  "failure": cut_text(why, self.failure_chars * 2), "ledger_seq": entry.seq,
+                  "source_sha256": entry.source_sha256, "screen_report": str(report) if report else None}
+        return self._set_aside(record, prep.adir)
+
+    def finish(self, prep: Prepared, result: EvalResult | None, records: list[dict]) -> dict:
+        """The record from the full evaluation's `result` (or the report a killed run recorded)."""
+        record, name = prep.record, prep.name
+        if prep.recorded is not None:
+            suite = prep.recorded
+        else:
+            assert result is not None
+            log = prep.adir / "suite.log"
+            report = self._keep(result, prep.adir / "report", log)
+            self._refused(result, log)
+            suite = SuiteRun(returncode=result.returncode, report=report, problem=result.problem,
+                             wall_s=result.wall_s, command=[], timed_out=result.timed_out)
+            # a stale comparison's run (see Prepared.reruns) counts too
+            record["suite_s"] = round(float(record.get("suite_s") or 0.0) + result.wall_s, 3)
+            record["eval_node"] = result.node
+            if prep.reruns:
+                record["reruns"] = prep.reruns
         if suite.report is None:
-            return self._set_aside(self._suite_failed(record, name, suite, parent, evo), adir)
-        return self._set_aside(self._verdict(record, records, name, suite, parent, evo), adir)
+            return self._set_aside(self._suite_failed(record, name, suite, prep.parent, prep.evo), prep.adir)
+        return self._set_aside(self._verdict(record, records, name, suite, prep.parent, prep.evo), prep.adir)
 
     def twin(self, digest: str, records: list[dict], name: str) -> dict | None:
         """An earlier module with the same code: an attempt of this run, of another run in the same
@@ -205,23 +349,6 @@ class AttemptJudge:
             write_text_atomic(target, text)
         record["candidate_path"] = str(target)
         return None
-
-    def _suite(self, n: int, name: str, adir: Path) -> SuiteRun:
-        """The suite run on `name`, or the report a killed run already judged and recorded."""
-        suite = self._recorded_report(name, adir)
-        if suite is None:
-            self.say(f"attempt {n}: judging {name} with the suite ...")
-            suite = run_suite(self.settings.suite(), name, adir / "report", adir / "suite.log")
-            if suite.report is None and suite.returncode == USAGE_EXIT:
-                # The suite refused its options or clips (one ERROR line): the run's fault, not the
-                # candidate's. Nothing is recorded; the attempt is judged again on resume.
-                log = adir / "suite.log"
-                text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
-                why = next((ln for ln in text.splitlines() if ln.startswith("ERROR: ")), None) or log_tail(log, 600)
-                raise HarnessError(f"the suite refused to run (exit status 2; {log}): {why}")
-            return suite
-        self.say(f"attempt {n}: {name} was judged and recorded before the interruption; finishing its record")
-        return suite
 
     def _recorded_report(self, name: str, adir: Path) -> SuiteRun | None:
         """The attempt's report when a killed run already recorded its verdict (no need to judge again)."""
@@ -311,6 +438,8 @@ class AttemptJudge:
             "summary": doc.get("candidates", {}).get(name, {}).get("summary"),
             "champion": scores.get("champion"),
             "bd_vs_anchor": overall,
+            "encode_complexity": _ratio(doc, name, "encode_ratio"),
+            "decode_complexity": _ratio(doc, name, "decode_ratio"),
             "bd_vs_anchor_per_clip": {c.clip: c.bd_vs_anchor for c in clips},
             "bd_vs_champion": vs_champ if isinstance(vs_champ, (int, float)) else None,
             "bd_vs_champion_per_clip": scores.get("vs_champion_per_clip") or {},
@@ -320,3 +449,9 @@ class AttemptJudge:
             "identical_attempt": identical_attempt,
             "identical_kind": (v.reasons[0] if v.identical_to and v.reasons else None),
         }
+
+
+def _ratio(doc: dict, name: str, key: str) -> float | None:
+    """The candidate's CPU per megapixel-frame over x265's from the report's complexity section."""
+    value = (((doc.get("candidates") or {}).get(name) or {}).get("complexity") or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

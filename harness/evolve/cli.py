@@ -3,6 +3,8 @@
     python -m harness evolve [--iterations N] [--clips SET] [--frames N] [--model ID] ...
     python -m harness evolve --run-dir evolve-runs/20261122-083008      # resume after a kill
     python -m harness evolve --run-dir DIR --show-prompt                  # the next prompt, no request
+    python -m harness evolve --requests-in-flight 4 --evaluations-in-flight 2   # on an embedded local Ray
+    python -m harness evolve --ray-address auto                           # on the Ray cluster of this node
 
 A new run directory is made under evolve-runs/ unless --run-dir names one; a run directory that
 exists is resumed with the settings it was started with (budgets and prompt sizes may be raised,
@@ -44,6 +46,11 @@ _ADJUSTABLE = {
     "max_cost_usd": ("stop", "max_cost_usd"), "patience": ("stop", "patience"),
     "history": ("prompt", "history"), "prompt_chars": ("prompt", "char_budget"),
     "suite_timeout": ("suite", "timeout_s"),
+    "requests_in_flight": ("scale", "requests_in_flight"),
+    "evaluations_in_flight": ("scale", "evaluations_in_flight"),
+    "ray_address": ("scale", "ray_address"),
+    "cpus_per_evaluation": ("scale", "cpus_per_evaluation"),
+    "cascade": ("cascade", "enabled"),
 }
 
 
@@ -71,6 +78,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--history", type=int, default=None, help="attempts shown in the prompt")
     g.add_argument("--prompt-chars", type=int, default=None, help="the prompt's size budget in characters")
     g.add_argument("--suite-timeout", type=float, default=None, help="seconds one suite run may take")
+    c = p.add_argument_group("concurrency and the cascade (may be changed on resume; fixtures/evolve.toml [scale], "
+                             "[cascade])")
+    c.add_argument("--requests-in-flight", type=int, default=None,
+                   help="Messages API requests at once (threads); attempt numbers are given as requests start")
+    c.add_argument("--evaluations-in-flight", type=int, default=None,
+                   help="suite runs at once, each a Ray task (a thread with --no-ray)")
+    c.add_argument("--ray-address", default=None,
+                   help="join this Ray cluster (\"auto\", HOST:6379); default: an embedded local Ray (ray.init() "
+                   "here, no set-up). Its nodes need bubblewrap and the project installed at the same path")
+    c.add_argument("--no-ray", action="store_true",
+                   help="no Ray: evaluations run in threads of this process (ray_address \"none\")")
+    c.add_argument("--cpus-per-evaluation", type=float, default=None, help="the Ray task's num_cpus")
+    c.add_argument("--cascade", action=argparse.BooleanOptionalAction, default=None,
+                   help="screen each candidate (cheap tests, one small clip, a few frames) before the full suite run "
+                   "(default: on, [cascade] enabled)")
     f = p.add_argument_group("the run (fixed once started)")
     f.add_argument("--model", default=None, help="Messages API model id")
     f.add_argument("--max-tokens", type=int, default=None, help="max_tokens of a reply")
@@ -104,6 +126,10 @@ def resolve_settings(args: argparse.Namespace, *, now: datetime | None = None) -
     """(settings, resumed): a resumed run's stored settings with allowed changes, or a new run's."""
     run_dir = args.run_dir or RUNS_DIR / (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
     run = RunDir(_abs(Path(run_dir)))
+    if getattr(args, "no_ray", False):
+        if getattr(args, "ray_address", None) not in (None, "none"):
+            raise HarnessError("--no-ray and --ray-address contradict each other")
+        args.ray_address = "none"
     adjust: dict[str, dict[str, object]] = {}
     for option, (section, key) in _ADJUSTABLE.items():
         value = getattr(args, option, None)

@@ -73,7 +73,8 @@ class SuiteSettings:
 class ScaleSettings:
     """Concurrency (harness/evolve/loop.py, harness/evolve/evaluate.py); may be changed on resume.
 
-    requests_in_flight: Messages API requests at once (threads; the SDK client is synchronous).
+    requests_in_flight: attempts open at once, from the request to the record, so at most this many
+      Messages API requests at once (threads; the SDK client is synchronous); 1 = the sequential loop.
     evaluations_in_flight: suite runs at once, each a Ray task (or a thread with ray_address "none").
     ray_address: "" = an embedded local Ray (ray.init() on this machine, no set-up); "none" = no Ray,
       evaluations in threads of this process; anything else joins that cluster ("auto", "HOST:6379").

@@ -1,10 +1,15 @@
 """A run directory: its settings, the attempts log (JSON Lines) and one folder per attempt.
 
     RUN/run.json              what the run was started with (paths, model, budgets)
-    RUN/attempts.jsonl        one line per finished attempt, appended as the attempt's last step
+    RUN/attempts.jsonl        one line per finished attempt, appended as the attempt's last step, in the
+                              order attempts finish (several run at once: numbers need not ascend)
     RUN/attempts/0003/        prompt.md, request.json, reply.json + reply.md (once the API answered),
                               pending.json (the candidate's name, header and hash, before it is written),
-                              candidate/<name>.py (a module that failed the checks), report/ and suite.log
+                              candidate/<name>.py (a module that failed the checks or was not adopted),
+                              screen/ (the cascade's screen: its report and suite.log), report/ and
+                              suite.log (the full evaluation)
+    RUN/programs.jsonl        the program database (harness/evolve/database.py)
+    RUN/progress.html         the progress page (harness/evolve/page.py), rewritten after each attempt
     RUN/summary.md            the table printed at the end
 
 A line of the log is written with one `write` and fsync under a lock; a line cut by a kill is
@@ -69,9 +74,11 @@ class AttemptsLog:
             if not isinstance(data, dict) or not isinstance(data.get("attempt"), int):
                 raise RunDirError(f"{self.path}:{number}: not an attempt record")
             records.append(data)
-        for i, record in enumerate(records, 1):
-            if record["attempt"] != i:
-                raise RunDirError(f"{self.path}: attempt {record['attempt']} found where {i} was expected")
+        seen: set[int] = set()
+        for record in records:  # in completion order: attempts run concurrently
+            if record["attempt"] in seen or record["attempt"] < 1:
+                raise RunDirError(f"{self.path}: attempt {record['attempt']} recorded twice (or not a number >= 1)")
+            seen.add(record["attempt"])
         return LogState(records, torn)
 
     def records(self) -> list[dict]:

@@ -23,10 +23,12 @@ adoption, or when an attempt's code or results are identical to an earlier one's
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import fcntl
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,10 +41,12 @@ from harness.bdrate import describe
 from harness.candidate import CONTRACT_TEXT
 from harness.config import SuiteConfig, load_suite_config
 from harness.errors import HarnessError
-from harness.evolve.attempt import AttemptJudge
+from harness.clips import resolve_clip_set
+from harness.evolve.attempt import AttemptJudge, Prepared, ScreenClip
 from harness.evolve.client import LLMClient, Reply, require_api_key
 from harness.evolve.config import EvolveConfig
 from harness.evolve.extract import HEADER_FIRST, strip_header
+from harness.evolve.evaluate import EvalResult, Evaluator, clip_bytes, make_evaluator
 from harness.evolve.judge import SuiteSetup
 from harness.evolve.log import RunDir, RunDirError, utc_stamp
 from harness.evolve.prompt import AttemptView, ChampionView, PromptInputs, build_prompt
@@ -144,6 +148,11 @@ class Evolution:
         self._http_client = http_client
         self._client: LLMClient | None = None
         self.judging = AttemptJudge(settings, self.rundir, self.ledger, self.adoption, self.say, self.clock)
+        self.db = None  # the program database (harness/evolve/database.py), opened by run()
+        self.screen: ScreenClip | None = None  # the cascade's screen clip, None: no screen
+        self._evaluation: Evaluator | None = None
+        self._used: dict[int, tuple[int, float]] = {}  # attempt -> (tokens, dollars) of its reply
+        self._page_failed = False
 
     # ------------------------------------------------------------------ plumbing
 
@@ -212,80 +221,170 @@ class Evolution:
         records = self.rundir.log.records()
         champion = self._champion()
         stop = self.config.stop
+        scale = self.config.scale
+        self.db = self._database(champion)
+        self.screen = self._screen_clip()
         self.say(
             f"evolve: run {self.rundir.path} — {self.track} track, champion {champion.candidate} "
             f"(ledger seq {champion.seq}, "
             f"vs {self.anchor} {describe(self._entry_bd(champion))}), model {self.config.model.name}; "
             f"budget {stop.iterations} attempts, {stop.max_total_tokens:,} tokens"
             + (f", ${stop.max_cost_usd:.2f}" if stop.max_cost_usd else "")
-            + f", patience {stop.patience}"
-            + (f"; resuming after attempt {len(records)}" if records else "")
+            + f", patience {stop.patience}; {scale.requests_in_flight} request(s) and "
+            f"{scale.evaluations_in_flight} evaluation(s) in flight"
+            + (f"; screen: {self.screen.path.name} at {self.screen.frames} frames" if self.screen else "; no screen")
+            + (f"; resuming after {len(records)} finished attempt(s)" if records else "")
         )
         new: list[dict] = []
-        while True:
-            n = len(records) + 1
-            pending = (self.rundir.attempt_dir(n) / "reply.json").exists()
-            reason = None if pending else self.stop_reason(records)
-            if reason:
-                break
-            record = self.attempt(n, records)
-            self.rundir.log.append(record)
-            records.append(record)
-            new.append(record)
-            self.say(progress_line(record, self.config.stop.iterations, self.anchor))
+        try:
+            reason = self._drive(records, new)
+        finally:
+            if self._evaluation is not None:
+                self._evaluation.close()
+                self._evaluation = None
         summary = summary_table(
             records, reason, self._initial(), self.anchor, self.ledger.champion(self.track), self.settings.ledger
         )
         write_text_atomic(self.rundir.path / "summary.md", summary + "\n")
+        self._write_page(final=True)
         self.say(summary)
+        self.say(f"evolve: stopped: {reason}")
         champ = self.ledger.champion(self.track)
         return RunResult(records, reason, champ.candidate if champ else None, summary, new)
 
-    def _initial(self) -> dict:
-        return dict(self.rundir.load_settings().get("initial_champion") or {})
+    # ------------------------------------------------------------------ concurrency
 
-    def stop_reason(self, records: list[dict]) -> str | None:
-        stop = self.config.stop
-        if records and records[-1].get("identical_to"):
-            last = records[-1]
-            which = last.get("identical_attempt")
-            what = f"attempt {which} ({last.get('identical_to')})" if which else f"{last.get('identical_to')}"
-            return (f"attempt {last['attempt']} ({last['candidate']}) is identical to {what}: "
-                    f"{last.get('identical_kind') or 'identical results'}")
-        trailing = 0
-        for r in reversed(records):
-            if r.get("verdict") == "adopted":
-                break
-            trailing += 1
-        if trailing >= stop.patience:
-            return f"{trailing} attempts in a row without improvement (patience {stop.patience})"
-        if len(records) >= stop.iterations:
-            return f"iteration budget reached ({len(records)} of {stop.iterations} attempts)"
-        tokens = sum(int(r.get("tokens") or 0) for r in records)
-        if tokens >= stop.max_total_tokens:
-            return f"token budget reached ({tokens:,} of {stop.max_total_tokens:,} tokens)"
-        cost = sum(float(r.get("cost_usd") or 0.0) for r in records)
-        if stop.max_cost_usd and cost >= stop.max_cost_usd:
-            return f"cost budget reached (${cost:.2f} of ${stop.max_cost_usd:.2f})"
-        return None
+    def _drive(self, records: list[dict], new: list[dict]) -> str:
+        """Requests, evaluations and verdicts until a stop rule holds and nothing is in flight; the stop reason.
 
-    # ------------------------------------------------------------------ one attempt
+        Up to scale.requests_in_flight attempts are open at once (asked and not yet recorded: their
+        requests run in threads) and up to scale.evaluations_in_flight evaluations on the evaluator; everything else (prompts, the checks, the verdicts, the logs) is
+        done here, one attempt at a time, in the order replies and evaluations come back. Attempt
+        numbers are given when a request starts. On resume, an attempt with a reply and no record is
+        judged, one with a request and no reply is asked again (if the budgets allow)."""
+        scale = self.config.scale
+        done_numbers = {int(r["attempt"]) for r in records}
+        folders = sorted(int(d.name) for d in (self.rundir.path / "attempts").glob("*") if d.name.isdigit())
+        ready: list[tuple[int, dict, Reply, bool]] = []
+        reask: list[int] = []
+        for n in folders:
+            if n in done_numbers:
+                continue
+            adir = self.rundir.attempt_dir(n)
+            request, reply = self.rundir.read_json(adir / "request.json"), self.rundir.read_json(adir / "reply.json")
+            if request is not None and reply is not None:
+                self.say(f"attempt {n}: the reply is already on disk ({adir / 'reply.json'}); no new request")
+                ready.append((n, request, Reply.from_json(reply), True))
+            else:
+                reask.append(n)
+        next_n = max([0, *folders, *done_numbers]) + 1
+        self._used = {int(r["attempt"]): (int(r.get("tokens") or 0), float(r.get("cost_usd") or 0.0)) for r in records}
+        for n, _, reply, _ in ready:
+            self._used[n] = (reply.total_tokens, float(reply.cost_usd or 0.0))
+        started = len(done_numbers) + len(ready)
+        asks: dict[concurrent.futures.Future, int] = {}
+        evals: dict[concurrent.futures.Future, tuple[Prepared, str]] = {}
+        queue: deque[tuple[Prepared, str]] = deque()
+        stop: tuple[str, str] | None = None  # (kind, text), the first stop rule that held
+        in_flight_at_stop = 0
+        pool = concurrent.futures.ThreadPoolExecutor(scale.requests_in_flight, thread_name_prefix="evolve-request")
+        try:
+            while True:
+                while ready:  # the replies that came, judged up to their evaluation
+                    n, request, reply, resumed = ready.pop(0)
+                    waiting = [p.record for p, _ in queue] + [p.record for p, _ in evals.values()]
+                    out = self._prepare(n, request, reply, resumed, records + waiting)
+                    if isinstance(out, dict):
+                        self._finished(out, records, new)
+                    elif out.recorded is not None:
+                        self._finished(self._complete(out, self.judging.finish(out, None, records)), records, new)
+                    else:
+                        queue.append((out, "screen" if self.screen is not None else "full"))
+                if stop is None:
+                    stop = self._stop(records, started)
+                    in_flight_at_stop = len(asks) if stop else 0
+                # An attempt is open from its request to its record; at most requests_in_flight are open,
+                # so no more requests than that run at once and no backlog of candidates builds up
+                # behind the evaluations (1: the sequential loop, each attempt sees the one before).
+                while stop is None and len(asks) + len(evals) + len(queue) + len(ready) < scale.requests_in_flight:
+                    if reask:
+                        n = reask.pop(0)
+                    else:
+                        n, next_n = next_n, next_n + 1
+                    asks[self._ask_async(pool, n, records)] = n
+                    started += 1
+                    stop = self._stop(records, started)
+                    in_flight_at_stop = len(asks) if stop else 0
+                while queue and len(evals) < scale.evaluations_in_flight:
+                    prep, stage = queue.popleft()
+                    if stage == "full":
+                        self.say(f"attempt {prep.n}: judging {prep.name} with the suite ...")
+                    else:
+                        self.say(f"attempt {prep.n}: screening {prep.name} ({self.screen.path.name}, "  # type: ignore[union-attr]
+                                 f"{self.screen.frames} frames) ...")  # type: ignore[union-attr]
+                    request = self.judging.eval_request(prep, stage, self.screen)
+                    evals[self.evaluator().submit(request)] = (prep, stage)
+                if not (asks or evals or queue or ready):
+                    break
+                done, _ = concurrent.futures.wait([*asks, *evals], return_when=concurrent.futures.FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: asks.get(f, 0) or evals.get(f, (None, ""))[0].n):  # type: ignore[union-attr]
+                    if fut in asks:
+                        n = asks.pop(fut)
+                        request, reply = fut.result()  # a ModelError ends the run here (resume asks again)
+                        self._used[n] = (reply.total_tokens, float(reply.cost_usd or 0.0))
+                        ready.append((n, request, reply, False))
+                        continue
+                    prep, stage = evals.pop(fut)
+                    result: EvalResult = fut.result()
+                    if stage == "screen":
+                        failed = self.judging.screen_failure(prep, result)
+                        if failed is not None:
+                            self._finished(self._complete(prep, failed), records, new)
+                        else:
+                            queue.appendleft((prep, "full"))  # survivors go first
+                        continue
+                    champion = self._champion()
+                    if result.report_text is not None and result.champion_sha256 != champion.source_sha256:
+                        # Stale: the champion changed while it was evaluated. Its comparison is made
+                        # again against the new one (the champion's and the candidate's passing
+                        # results come from the result cache, so mostly the comparison is redone).
+                        prep.reruns += 1
+                        prep.record["suite_s"] = round(float(prep.record.get("suite_s") or 0.0) + result.wall_s, 3)
+                        self.say(f"attempt {prep.n}: the champion is now {champion.candidate}; "
+                                 f"{prep.name} is judged again against it")
+                        queue.appendleft((prep, "full"))
+                        continue
+                    self._finished(self._complete(prep, self.judging.finish(prep, result, records)), records, new)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        # The reason as things stand once nothing is in flight (an identical last attempt comes first,
+        # as in the sequential loop), else the rule that stopped the requests.
+        final = self._stop_rule(records, started) or stop
+        assert final is not None
+        return self._stop_text(final, records, in_flight_at_stop)
 
-    def attempt(self, n: int, records: list[dict]) -> dict:
+    def evaluator(self) -> Evaluator:
+        """The run's evaluator, started on first use: Ray (embedded, or the cluster at scale.ray_address)
+        unless scale.ray_address is "none"."""
+        if self._evaluation is None:
+            scale = self.config.scale
+            address = scale.ray_address.strip()
+            self._evaluation = make_evaluator(
+                use_ray=address.lower() != "none", address=address or None,
+                slots=scale.evaluations_in_flight, cpus_per_evaluation=scale.cpus_per_evaluation,
+            )
+            self.say(f"evolve: evaluations on {self._evaluation.describe()}")
+        return self._evaluation
+
+    def _prepare(self, n: int, request: dict, reply: Reply, resumed: bool, records: list[dict]) -> dict | Prepared:
         adir = self.rundir.attempt_dir(n)
-        adir.mkdir(parents=True, exist_ok=True)
-        reply_path, request_path = adir / "reply.json", adir / "request.json"
-        resumed = reply_path.exists()
-        request = self.rundir.read_json(request_path) if resumed else None
-        if resumed and request is not None:
-            reply = Reply.from_json(self.rundir.read_json(reply_path) or {})
-            self.say(f"attempt {n}: the reply is already on disk ({reply_path}); no new request")
-        else:
-            request, reply = self._ask(n, adir, records)
         base = {
             "attempt": n,
             "parent": request["parent"],
+            "parent_attempt": request.get("parent_attempt"),
             "parent_sha256": request.get("parent_sha256"),
+            "island": request.get("island"),
+            "inspirations": list(request.get("inspirations") or []),
             "prompt_sha256": request["prompt_sha256"],
             "prompt_chars": request.get("prompt_chars"),
             "prompt_cut": request.get("prompt_cut") or [],
@@ -298,18 +397,210 @@ class Evolution:
             "started_utc": request.get("started_utc"),
             "resumed": resumed,
             "attempt_dir": str(adir),
+            "screen_s": None,
+            "suite_s": None,
+            "eval_node": None,
+            "_start": time.monotonic(),
         }
-        start = time.monotonic()
-        record = self.judging.judge(n, adir, reply, request, records, base)
-        record["judge_s"] = round(time.monotonic() - start, 3)
+        out = self.judging.prepare(n, adir, reply, request, records, base)
+        return self._complete(None, out) if isinstance(out, dict) else out
+
+    def _complete(self, prep: Prepared | None, record: dict) -> dict:
+        start = record.pop("_start", None)
+        record["judge_s"] = round(time.monotonic() - start, 3) if isinstance(start, float) else None
         record["finished_utc"] = utc_stamp(self.clock())
         return record
 
-    def _ask(self, n: int, adir: Path, records: list[dict]) -> tuple[dict, Reply]:
-        """Steps 1 and 2: the prompt and the request saved, the model asked, its reply saved."""
+    def _finished(self, record: dict, records: list[dict], new: list[dict]) -> None:
+        """The attempt's last steps: its program in the database, its record in attempts.jsonl, the page."""
+        record.pop("_start", None)
+        if self.db is not None:
+            self.db.add(self._program(record))
+        self.rundir.log.append(record)
+        records.append(record)
+        new.append(record)
+        self.say(progress_line(record, self.config.stop.iterations, self.anchor))
+        self._write_page(final=False)
+
+    def _program(self, record: dict):
+        from harness.evolve.database import Program
+
+        island = record.get("island")
+        return Program(
+            attempt=int(record["attempt"]), candidate=str(record.get("candidate")),
+            code_sha256=str(record.get("code_sha256") or record.get("source_sha256") or ""),
+            code_path=str(record.get("candidate_path") or ""),
+            parent=record.get("parent"), parent_attempt=record.get("parent_attempt"),
+            island=int(island) if isinstance(island, int) else self.db.island_of(int(record["attempt"])),  # type: ignore[union-attr]
+            stage=str(record.get("stage")), verdict=str(record.get("verdict")),
+            bd_vs_anchor=record.get("bd_vs_anchor") if record.get("stage") == "verdict" else None,
+            encode_complexity=record.get("encode_complexity"), added_utc=str(record.get("finished_utc")),
+        )
+
+    def _write_page(self, *, final: bool) -> None:
+        """RUN/progress.html (harness/evolve/page.py) when that module is there; a failure is said, not raised."""
+        try:
+            from harness.evolve.page import write_progress_page
+        except ImportError:
+            return
+        try:
+            write_progress_page(self.rundir.path)
+        except Exception as err:  # noqa: BLE001 - the page must never stop the run
+            if final or not self._page_failed:
+                self.say(f"evolve: the progress page was not written: {type(err).__name__}: {err}")
+            self._page_failed = True
+
+    # ------------------------------------------------------------------ the database and the screen
+
+    def _database(self, champion: LedgerEntry):
+        """RUN/programs.jsonl (harness/evolve/database.py), seeded with the track's champion; None without it."""
+        try:
+            from harness.evolve.database import Program, ProgramDatabase
+        except ImportError:
+            return None
+        db = ProgramDatabase.from_settings(self.rundir.path / "programs.jsonl", self.config.database)
+        path = self._source_path(champion.candidate)
+        cx = (champion.scores.get("complexity") or {}) if isinstance(champion.scores.get("complexity"), dict) else {}
+        db.seed(Program(
+            attempt=None, candidate=champion.candidate, code_sha256=champion.source_sha256,
+            code_path=str(path) if path else "", parent=champion.parent, parent_attempt=None, island=0,
+            stage="verdict", verdict="adopted", bd_vs_anchor=self._entry_bd(champion),
+            encode_complexity=cx.get("encode_ratio") if isinstance(cx.get("encode_ratio"), (int, float)) else None,
+            added_utc=utc_stamp(self.clock()),
+        ))
+        return db
+
+    def _source_path(self, name: str) -> Path | None:
+        cdir = self.settings.candidates_dir
+        for path in (cdir / f"{name}.py", cdir / name):
+            if path.exists():
+                return path.resolve()
+        return None
+
+    def _screen_clip(self) -> ScreenClip | None:
+        """The cascade's screen clip ([cascade]), None when the cascade is off or would not be cheaper."""
+        cascade, suite = self.config.cascade, self.config.suite
+        if not cascade.enabled:
+            return None
+        setup = self.settings.suite()
+        clips: list = []
+        set_name = "screen"
+        try:
+            config = (setup.fixtures_dir or Path(setup.root) / "fixtures") / "clipsets.toml"
+            set_name, clips = resolve_clip_set(suite.clips, config=config, root=Path(setup.root),
+                                               cache_dir=setup.cache_dir)
+        except (HarnessError, OSError):
+            clips = []  # the node resolves it (or the full stage says why it cannot)
+        if cascade.clip:
+            path = Path(cascade.clip).expanduser()
+            path = path if path.is_absolute() else Path(setup.root) / path
+            if not path.is_file():
+                raise HarnessError(f"the screen's clip {path} ([cascade] clip) is not a file")
+        elif clips:
+            path = Path(clips[0].path)
+        else:
+            self.say(f"evolve: no screen (the clip set {suite.clips!r} does not resolve on this machine)")
+            return None
+        if len(clips) == 1 and Path(clips[0].path).name == path.name and 0 < suite.frames <= cascade.frames:
+            return None  # the full stage is the screen's clip at no more frames: screening first saves nothing
+        return ScreenClip(path=path.resolve(), set_name=set_name, frames=cascade.frames, data=clip_bytes(path))
+
+    # ------------------------------------------------------------------ stop rules
+
+    def _stop(self, records: list[dict], started: int) -> tuple[str, str] | None:
+        return self._stop_rule(records, started)
+
+    def _initial(self) -> dict:
+        return dict(self.rundir.load_settings().get("initial_champion") or {})
+
+    def stop_reason(self, records: list[dict], started: int | None = None) -> str | None:
+        """Why no new request may start (None: one may); `started`: attempts numbered so far."""
+        rule = self._stop_rule(records, started)
+        return rule[1] if rule else None
+
+    def _used_totals(self, records: list[dict]) -> tuple[int, float]:
+        """Tokens and dollars of every reply received (recorded or still being judged)."""
+        used = dict(self._used)
+        for r in records:
+            used.setdefault(int(r["attempt"]), (int(r.get("tokens") or 0), float(r.get("cost_usd") or 0.0)))
+        return sum(t for t, _ in used.values()), sum(c for _, c in used.values())
+
+    def _stop_rule(self, records: list[dict], started: int | None = None) -> tuple[str, str] | None:
+        stop = self.config.stop
+        if records and records[-1].get("identical_to"):
+            last = records[-1]
+            which = last.get("identical_attempt")
+            what = f"attempt {which} ({last.get('identical_to')})" if which else f"{last.get('identical_to')}"
+            return ("identical", f"attempt {last['attempt']} ({last['candidate']}) is identical to {what}: "
+                    f"{last.get('identical_kind') or 'identical results'}")
+        trailing = 0
+        for r in reversed(records):
+            if r.get("verdict") == "adopted":
+                break
+            trailing += 1
+        if trailing >= stop.patience:
+            return ("patience", f"{trailing} attempts in a row without improvement (patience {stop.patience})")
+        count = max(len(records), started or 0)
+        if count >= stop.iterations:
+            return ("iterations", f"iteration budget reached ({count} of {stop.iterations} attempts)")
+        tokens, cost = self._used_totals(records)
+        if tokens >= stop.max_total_tokens:
+            return ("tokens", f"token budget reached ({tokens:,} of {stop.max_total_tokens:,} tokens)")
+        if stop.max_cost_usd and cost >= stop.max_cost_usd:
+            return ("cost", f"cost budget reached (${cost:.2f} of ${stop.max_cost_usd:.2f})")
+        return None
+
+    def _stop_text(self, stop: tuple[str, str], records: list[dict], in_flight: int) -> str:
+        """The stop reason as the run ends: a budget's says what the requests in flight added past it."""
+        kind, text = stop
+        budget = self.config.stop
+        tokens, cost = self._used_totals(records)
+        flight = f"{in_flight} request(s) were in flight when it was reached"
+        if kind == "tokens":
+            over = tokens - budget.max_total_tokens
+            return (f"token budget reached ({tokens:,} of {budget.max_total_tokens:,} tokens; passed by "
+                    f"{max(over, 0):,} tokens; {flight})")
+        if kind == "cost":
+            over = cost - budget.max_cost_usd
+            return (f"cost budget reached (${cost:.4f} of ${budget.max_cost_usd:.2f}; passed by ${max(over, 0):.4f}; "
+                    f"{flight})")
+        return text
+
+    # ------------------------------------------------------------------ one request
+
+    def _ask_async(self, pool: concurrent.futures.ThreadPoolExecutor, n: int,
+                   records: list[dict]) -> concurrent.futures.Future:
+        """Step 1 here (the prompt and the request saved), step 2 in a thread of `pool` (the model asked,
+        its reply saved); the future's result is (request, reply)."""
+        adir = self.rundir.attempt_dir(n)
+        adir.mkdir(parents=True, exist_ok=True)
+        request, prompt = self._request(n, adir, records)
+
+        def ask() -> tuple[dict, Reply]:
+            reply = self.client.complete(prompt.system, prompt.user)
+            self.rundir.write_json(adir / "reply.json", reply.to_json())
+            write_text_atomic(adir / "reply.md", reply.text)
+            return request, reply
+
+        return pool.submit(ask)
+
+    def _parent(self, n: int, champion: LedgerEntry):
+        """(parent program, None for the ledger champion; inspirations [(program, why)]) of attempt n."""
+        if self.db is None:
+            return None, []
+        parent = self.db.sample_parent(n)
+        if parent.candidate == champion.candidate or not parent.code_path or not Path(parent.code_path).exists():
+            parent = None
+        ref = parent or next((p for p in self.db.programs() if p.candidate == champion.candidate), None)
+        inspirations = self.db.inspirations(ref, n) if ref is not None else []
+        return parent, inspirations
+
+    def _request(self, n: int, adir: Path, records: list[dict]):
+        """Step 1: the prompt (from the parent the database samples, else the champion) and the request saved."""
         champion = self._champion()
+        parent, inspirations = self._parent(n, champion)
         prompt = build_prompt(
-            self.prompt_inputs(records, champion),
+            self.prompt_inputs(records, champion, parent=parent, inspirations=inspirations),
             char_budget=self.config.prompt.char_budget,
             failure_chars=self.config.prompt.failure_chars,
         )
@@ -318,9 +609,12 @@ class Evolution:
             "prompt_sha256": prompt.sha256,
             "prompt_chars": prompt.chars,
             "prompt_cut": prompt.cut,
-            "parent": champion.candidate,
-            "parent_sha256": champion.source_sha256,
-            "parent_seq": champion.seq,
+            "parent": parent.candidate if parent else champion.candidate,
+            "parent_sha256": parent.code_sha256 if parent else champion.source_sha256,
+            "parent_seq": None if parent else champion.seq,
+            "parent_attempt": parent.attempt if parent else self._attempt_of(champion.candidate, records),
+            "island": self.db.island_of(n) if self.db is not None else None,
+            "inspirations": [p.candidate for p, _ in inspirations],
             "model": self.config.model.name,
             "max_tokens": self.config.model.max_tokens,
             "temperature": self.config.model.temperature,
@@ -329,13 +623,14 @@ class Evolution:
         write_text_atomic(adir / "prompt.md", prompt.as_markdown())
         self.rundir.write_json(adir / "request.json", request)
         self.say(
-            f"attempt {n}: asking {self.config.model.name} (prompt {prompt.chars:,} characters, "
-            f"sha256 {prompt.sha256[:12]}{', cut: ' + '; '.join(prompt.cut) if prompt.cut else ''})"
+            f"attempt {n}: asking {self.config.model.name} (parent {request['parent']}, prompt {prompt.chars:,} "
+            f"characters, sha256 {prompt.sha256[:12]}{', cut: ' + '; '.join(prompt.cut) if prompt.cut else ''})"
         )
-        reply = self.client.complete(prompt.system, prompt.user)
-        self.rundir.write_json(adir / "reply.json", reply.to_json())
-        write_text_atomic(adir / "reply.md", reply.text)
-        return request, reply
+        return request, prompt
+
+    @staticmethod
+    def _attempt_of(name: str, records: list[dict]) -> int | None:
+        return next((int(r["attempt"]) for r in records if r.get("candidate") == name), None)
 
     # ------------------------------------------------------------------ the prompt's inputs
 
@@ -389,8 +684,29 @@ class Evolution:
         setup = self.settings.suite()
         return load_suite_config((setup.fixtures_dir or Path(setup.root) / "fixtures") / "suite.toml")
 
-    def prompt_inputs(self, records: list[dict], champion: LedgerEntry) -> PromptInputs:
-        view, doc = self.champion_view(champion, records)
+    def program_view(self, parent, records: list[dict]) -> tuple[ChampionView, dict]:
+        """The view of a parent from the program database that is not the ledger's champion: its judged
+        code and its scores in its own attempt's report."""
+        source = strip_header(Path(parent.code_path).read_text(encoding="utf-8", errors="replace"))
+        record = next((r for r in records if r.get("attempt") == parent.attempt), {})
+        doc = load_doc(record["report"]) if record.get("report") else None
+        clips, where = [], f"attempt {parent.attempt}'s suite run (not adopted: the champion is another program)"
+        if doc is not None:
+            _, clips = anchor_scores(doc, parent.candidate, anchor=self.anchor, metric=self.metric)
+            where += f": {len(clips)} clip(s), {(doc.get('settings') or {}).get('frames') or 'default'} frames each"
+        view = ChampionView(
+            name=parent.candidate, source=source, source_sha256=str(record.get("source_sha256") or parent.code_sha256),
+            ledger_seq=None,
+            overall_vs_anchor={self.metric: parent.bd_vs_anchor} if parent.bd_vs_anchor is not None else {},
+            clips=clips, scores_from=where,
+        )
+        return view, (doc or {})
+
+    def prompt_inputs(self, records: list[dict], champion: LedgerEntry, *, parent=None,
+                      inspirations: list | tuple = ()) -> PromptInputs:
+        """The prompt's inputs: the parent's code and scores (a program from the database, by default the
+        ledger's champion), the rules against the champion, the last attempts, the inspirations."""
+        view, doc = self.program_view(parent, records) if parent is not None else self.champion_view(champion, records)
         suite = (doc.get("settings") or {}).get("suite") or {}
         cfg = self.adoption
         label = adoption.metric_label(self.metric)

@@ -22,10 +22,12 @@ _KINDS = {"failed": "failed the suite", "invalid": "no valid module"}
 
 
 def verdict_words(record: dict) -> str:
-    """The ledger's decision, and the attempt's outcome where it differs: "rejected (failed the suite)"."""
+    """The ledger's decision, and the attempt's outcome where it differs: "rejected (failed the suite)",
+    "rejected (failed the screen)" for one the cascade's first stage stopped."""
     verdict = str(record.get("verdict"))
     decision = str(record.get("decision") or verdict)
-    return decision if verdict == decision else f"{decision} ({_KINDS.get(verdict, verdict)})"
+    kind = "failed the screen" if record.get("stage") == "screen" else _KINDS.get(verdict, verdict)
+    return decision if verdict == decision else f"{decision} ({kind})"
 
 
 def progress_line(record: dict, iterations: int, anchor: str = "x265") -> str:
@@ -104,7 +106,27 @@ def summary_table(
     lines.append(
         f"{counts}; tokens {tin:,} in / {tout:,} out; cost {cost_text}"
     )
+    lines.append(cascade_line(records))
     return "\n".join(lines)
+
+
+def _mean(values: list[float]) -> str:
+    return f"{sum(values) / len(values):.1f} s" if values else "n/a"
+
+
+def cascade_line(records: list[dict]) -> str:
+    """Where attempts stopped (the stages of the attempt record) and the mean evaluation time per outcome."""
+    stages: dict[str, int] = {}
+    for r in records:
+        stages[str(r.get("stage"))] = stages.get(str(r.get("stage")), 0) + 1
+    order = ["extract", "identical", "check", "screen", "suite", "verdict"]
+    where = ", ".join(f"{k} {stages[k]}" for k in [*order, *sorted(set(stages) - set(order))] if k in stages)
+    screened = [float(r["screen_s"]) for r in records if r.get("stage") == "screen" and r.get("screen_s") is not None]
+    full = [float(r.get("screen_s") or 0.0) + float(r["suite_s"]) for r in records if r.get("suite_s") is not None]
+    nodes = sorted({str(r["eval_node"]) for r in records if r.get("eval_node")})
+    return (f"stopped at: {where or 'none'}; evaluation time per attempt: stopped by the screen {_mean(screened)} "
+            f"({len(screened)}), full evaluation {_mean(full)} ({len(full)})"
+            + (f"; evaluated on {', '.join(nodes)}" if nodes else ""))
 
 
 def _short(text: object, limit: int) -> str:
