@@ -301,6 +301,31 @@ def test_malformed_lines_are_noted_not_fatal(tmp_path):
     assert len(re.findall(r'<tr class="\w+" data-attempt=', page)) == 20
 
 
+def test_hundreds_of_attempts_keep_labels_apart(tmp_path):
+    """300 attempts, 60 adopted: the adopted ones are numbered only where a label has room."""
+    run = make_run(tmp_path, attempts=False)
+    records, best = [], INITIAL_BD
+    for n in range(1, 301):
+        adopted = n % 5 == 0
+        best = best * 0.98 if adopted else best
+        bd = best if adopted else (best * (1 + (n % 7) / 5) if n % 3 else None)  # 80 without a BD-rate
+        records.append({"attempt": n, "candidate": f"evo_{n}", "verdict": "adopted" if adopted else "rejected",
+                        "stage": "verdict" if bd is not None else "screen", "bd_vs_anchor": bd,
+                        "encode_complexity": 0.5 + (n % 11), "finished_utc": stamp(START + timedelta(minutes=n))})
+    (run / "attempts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    page = write_progress_page(run).read_text(encoding="utf-8")
+    for kind in ("attempts", "time", "complexity"):
+        svg = svg_of(page, kind)
+        assert len(re.findall(r'<g class="(?:pt|cx)', svg)) == (300 if kind != "complexity" else 300 - 80)
+        labels = [(float(x), float(y), text) for x, y, text in
+                  re.findall(r'<text class="adoptlabel" x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]+)<', svg)]
+        assert 5 < len(labels) < 60, kind
+        for i, (x1, y1, t1) in enumerate(labels):
+            for x2, y2, t2 in labels[i + 1:]:
+                apart = abs(x1 - x2) >= 0.31 * 11 * (len(t1) + len(t2)) or abs(y1 - y2) >= 11
+                assert apart, (kind, t1, t2)
+
+
 def test_records_of_any_shape_do_not_break_the_page(tmp_path):
     """Fields of unexpected types or values are shown as they are or as "–", never a crash."""
     run = make_run(tmp_path, attempts=False)

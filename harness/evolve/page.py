@@ -14,8 +14,9 @@ The page draws BD-rate against the anchor (x265; percent, negative = fewer bits 
 attempts and over minutes since the run started, each attempt a point (colour: outcome; shape: the
 stage where it stopped; adopted ones ringed and numbered), the champion's line (the running best of
 adopted attempts, from the initial champion's value), attempts without a BD-rate in a band of their
-own; the champion's lineage; the share of attempts stopped at each cascade stage; tokens and cost
-against the budgets; a table of all attempts. `write_progress_page` is called by the loop at the
+own; BD-rate against encode complexity over the program database's MAP-Elites cells (the elite of
+each cell ringed); the champion's lineage; the share of attempts stopped at each cascade stage;
+tokens and cost against the budgets; the database's islands; a table of all attempts. `write_progress_page` is called by the loop at the
 end of a run and by the CLI.
 """
 
