@@ -343,7 +343,8 @@ def bd_scale(values: Sequence[float], keep: Sequence[float] = ()) -> tuple[list[
         lo = 0.0
     elif -0.5 * (hi - lo) <= hi < 0:
         hi = 0.0
-    ticks = nice_ticks(lo, hi, 6)
+    pad = 0.03 * (hi - lo)  # no point on the frame's edge, where it would look cut off
+    ticks = nice_ticks(lo - pad if lo else lo, hi + pad if hi and cut == math.inf else hi, 6)
     return ticks, (cut if cut == math.inf else ticks[-1])
 
 
