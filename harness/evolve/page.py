@@ -35,7 +35,21 @@ from pathlib import Path
 from harness.atomic import write_text_atomic
 from harness.errors import HarnessError
 
-__all__ = ["OUTCOMES", "STAGES", "RunData", "load_run", "register", "render_page", "write_progress_page"]
+__all__ = [
+    "OUTCOMES",
+    "STAGES",
+    "RunData",
+    "champion_steps",
+    "cli_evolve_report",
+    "elites",
+    "lineage",
+    "load_run",
+    "nice_ticks",
+    "register",
+    "render_page",
+    "stage_counts",
+    "write_progress_page",
+]
 
 ANCHOR = "x265"  # bd_vs_anchor is measured against the adoption's bootstrap anchor
 STAGES: tuple[str, ...] = ("extract", "identical", "check", "screen", "suite", "verdict")
