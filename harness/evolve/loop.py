@@ -287,6 +287,7 @@ class Evolution:
         queue: deque[tuple[Prepared, str]] = deque()
         stop: tuple[str, str] | None = None  # (kind, text), the first stop rule that held
         in_flight_at_stop = 0
+        replied = False  # a reply came back in this process (see the first request below)
         pool = concurrent.futures.ThreadPoolExecutor(scale.requests_in_flight, thread_name_prefix="evolve-request")
         try:
             while True:
@@ -306,7 +307,10 @@ class Evolution:
                 # An attempt is open from its request to its record; at most requests_in_flight are open,
                 # so no more requests than that run at once and no backlog of candidates builds up
                 # behind the evaluations (1: the sequential loop, each attempt sees the one before).
-                while stop is None and len(asks) + len(evals) + len(queue) + len(ready) < scale.requests_in_flight:
+                # Until one reply came back in this process, one request goes alone: a wrong key, model or
+                # endpoint costs one failed request, not requests_in_flight of them.
+                limit = scale.requests_in_flight if replied else 1
+                while stop is None and len(asks) + len(evals) + len(queue) + len(ready) < limit:
                     if reask:
                         n = reask.pop(0)
                     else:
@@ -333,6 +337,7 @@ class Evolution:
                         request, reply = fut.result()  # a ModelError ends the run here (resume asks again)
                         self._used[n] = (reply.total_tokens, float(reply.cost_usd or 0.0))
                         ready.append((n, request, reply, False))
+                        replied = True
                         continue
                     prep, stage = evals.pop(fut)
                     result: EvalResult = fut.result()

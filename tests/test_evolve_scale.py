@@ -1,0 +1,192 @@
+"""The loop at scale (issue 17): concurrent requests, evaluations on a local Ray, the cascade, budgets, resume.
+
+The Messages API is the fake transport of tests/evolve_helpers.py, slowed down so that requests
+overlap (it records how many were in flight at once); the evaluations run the real suite in Ray
+tasks of a local embedded Ray with 2 CPUs (one per test module), on the one small clip: the full
+stage at 3 frames, the screen at 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import threading
+import time
+
+import pytest
+
+from harness.evolve.database import ProgramDatabase
+from harness.evolve.extract import code_sha256
+from harness.evolve.loop import Evolution
+from harness.ledger import Ledger
+from tests import evolve_helpers
+from tests.evolve_helpers import (
+    CHAMPION,
+    IN_TOKENS,
+    OUT_TOKENS,
+    FakeAPI,
+    as_reply,
+    canned,
+    good_code,
+    log_records,
+    new_entries,
+    settings_for,
+    worse_code,
+)
+
+pytestmark = pytest.mark.sandbox
+project, world = evolve_helpers.project, evolve_helpers.world  # the fixtures
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """An embedded Ray with 2 CPUs for this module's runs (the loop uses a Ray it finds initialized)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024, log_to_driver=False,
+             _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+class SlowAPI(FakeAPI):
+    """FakeAPI whose answers take `delays[i]` seconds (request i, in arrival order); records the most
+    requests in flight at once."""
+
+    def __init__(self, *script, delays=(1.0,)) -> None:
+        super().__init__(*script)
+        self.delays = list(delays)
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+
+    def handler(self, request):
+        with self.lock:
+            i = len(self.requests)
+            self.now += 1
+            self.most = max(self.most, self.now)
+            response = super().handler(request)
+        time.sleep(self.delays[min(i, len(self.delays) - 1)])
+        with self.lock:
+            self.now -= 1
+        return response
+
+
+def broken_code() -> str:
+    """The good codec whose decode raises: passes the checks by reading, fails the round trip."""
+    out = good_code().replace("def decode(", "def decode(*args, **kwargs):\n    raise RuntimeError('broken on purpose')\n\n\ndef _decode(", 1)
+    assert "broken on purpose" in out
+    return out
+
+
+def run(project: dict, api: FakeAPI, *, scale: dict, cascade: dict | None = None, **stop):
+    settings = settings_for(project, **stop)
+    config = settings.config.with_overrides(scale=scale, cascade=cascade or {"frames": 2})
+    out = io.StringIO()
+    evo = Evolution(dataclasses.replace(settings, config=config), api_key="sk-test-not-a-key",
+                    http_client=api.client(), out=out)
+    return evo.run(), out.getvalue()
+
+
+def by_code(records: list[dict], code: str) -> dict:
+    return next(r for r in records if r.get("code_sha256") == code_sha256(code))
+
+
+def test_concurrent_attempts_on_ray_adopt_the_good_candidate(project, local_ray):
+    api = SlowAPI(as_reply(broken_code()), as_reply(good_code()), as_reply(worse_code()), canned("no_code_reply.md"),
+                  delays=(1.5,))
+    result, out = run(project, api, scale={"requests_in_flight": 3, "evaluations_in_flight": 2}, iterations=4,
+                      patience=10)
+    assert api.most >= 2, "requests never overlapped"
+    assert "evolve: evaluations on embedded local Ray (1 node(s), 2 evaluation(s) at once)" in out
+    records = log_records(project)
+    assert sorted(r["attempt"] for r in records) == [1, 2, 3, 4] and records == result.records
+    good, broken, worse = by_code(records, good_code()), by_code(records, broken_code()), by_code(records, worse_code())
+    nocode = next(r for r in records if r["stage"] == "extract")
+    # the good one adopted in the native track; the broken one stopped by the screen; the worse one judged
+    assert good["verdict"] == "adopted" and good["stage"] == "verdict"
+    champion = Ledger(project["ledger"]).champion("native")
+    assert champion.candidate == good["candidate"] and champion.track == "native"
+    assert broken["stage"] == "screen" and broken["verdict"] == "failed" and broken["suite_s"] is None
+    assert "failed the screen" in broken["reason"] and "broken on purpose" in broken["failure"]
+    assert (project["run"] / "attempts" / f"{broken['attempt']:04d}" / "screen" / "suite.log").is_file()
+    assert worse["stage"] == "verdict" and worse["verdict"] == "rejected"
+    assert nocode["verdict"] == "invalid" and nocode["eval_node"] is None
+    for r in (good, worse):
+        assert r["screen_s"] > 0 and r["suite_s"] > 0 and r["eval_node"] and r["report"]
+        assert isinstance(r["encode_complexity"], float) and r["encode_complexity"] > 0
+    # a verdict decided after the adoption compares with the new champion (a stale one is judged again)
+    after = records[records.index(good) + 1:]
+    assert all(r["champion"] == good["candidate"] for r in after if r["stage"] == "verdict")
+    # the ledger: one entry per attempt, in completion order, with the records' sequence numbers
+    entries = new_entries(project)
+    assert [e.candidate for e in entries] == [r["candidate"] for r in records]
+    assert [e.seq for e in entries] == [r["ledger_seq"] for r in records]
+    # the program database: every attempt once, with its stage and verdict; the seed on both islands
+    programs = ProgramDatabase(project["run"] / "programs.jsonl").programs()
+    attempts = [p for p in programs if p.attempt is not None]
+    assert sorted(p.attempt for p in attempts) == [1, 2, 3, 4]
+    assert {p.attempt: (p.stage, p.verdict) for p in attempts} == {r["attempt"]: (r["stage"], r["verdict"]) for r in records}
+    assert [p.candidate for p in programs if p.attempt is None] == [CHAMPION, CHAMPION]
+    assert "stopped at: extract 1, screen 1, verdict 2" in out
+    assert "iteration budget reached (4 of 4 attempts)" in result.stop_reason
+
+
+def test_the_screen_stops_a_broken_candidate_sooner_than_the_full_stage(project, local_ray):
+    seq = {"requests_in_flight": 1, "evaluations_in_flight": 1}
+    screened, _ = run(project, FakeAPI(as_reply(broken_code())), scale=seq)
+    [first] = screened.records
+    assert first["stage"] == "screen" and first["suite_s"] is None
+    other = {**project, "run": project["tmp"] / "run-full"}
+    plain = broken_code().replace("broken on purpose", "broken on purpose, judged in full", 1)
+    full, _ = run(other, FakeAPI(as_reply(plain)), scale=seq, cascade={"enabled": False})
+    [second] = full.records
+    assert second["stage"] == "verdict" and second["verdict"] == "failed" and second["screen_s"] is None
+    assert "broken on purpose" in second["failure"]
+    print(f"broken candidate: screen {first['screen_s']:.1f} s, full stage {second['suite_s']:.1f} s")
+    assert first["screen_s"] * 1.5 < second["suite_s"], (first["screen_s"], second["suite_s"])
+
+
+def test_the_token_budget_is_passed_by_at_most_the_requests_in_flight(project):
+    per = IN_TOKENS + OUT_TOKENS
+    # the first request goes alone (it checks key, model and endpoint); then 3 at once, the first of
+    # them answers after 1 s (the budget is reached), the other two after 3 s
+    api = SlowAPI(*[canned("no_code_reply.md")] * 6, delays=(0.2, 1.0, 3.0, 3.0, 3.0))
+    result, out = run(project, api, scale={"requests_in_flight": 3, "ray_address": "none"}, iterations=10,
+                      max_total_tokens=per + 1, patience=10)
+    assert len(api.requests) == 4 and api.most == 3 and len(result.records) == 4
+    expected = (f"token budget reached ({4 * per:,} of {per + 1:,} tokens; passed by {3 * per - 1:,} tokens; "
+                "2 request(s) were in flight when it was reached)")
+    assert result.stop_reason == expected
+    assert f"stopped: {expected}" in out and f"evolve: stopped: {expected}" in out
+
+
+def test_resume_reasks_unanswered_requests_and_judges_unrecorded_replies(project):
+    api = FakeAPI(canned("no_code_reply.md"), canned("syntax_error_reply.md"), canned("no_code_reply.md"))
+    scale = {"requests_in_flight": 1, "ray_address": "none"}
+    first, _ = run(project, api, scale=scale, iterations=3, patience=10)
+    assert [r["attempt"] for r in first.records] == [1, 2, 3]
+    run_dir = project["run"]
+    # a kill: attempt 3's request had no reply yet, attempt 2's reply was not recorded yet
+    (run_dir / "attempts" / "0003" / "reply.json").unlink()
+    kept = first.records[0]
+    log = run_dir / "attempts.jsonl"
+    log.write_text(json.dumps(kept, sort_keys=True) + "\n")
+    ledger_before = [e.seq for e in new_entries(project)]
+
+    again = FakeAPI(canned("no_code_reply.md"))
+    result, out = run(project, again, scale=scale, iterations=3, patience=10)
+    assert len(again.requests) == 1  # only attempt 3 is asked again
+    assert "attempt 2: the reply is already on disk" in out and "attempt 3: asking" in out
+    records = log_records(project)
+    assert [r["attempt"] for r in records] == [1, 2, 3] and records[0] == kept
+    assert records[1]["stage"] == "check" and records[1]["resumed"] is True
+    assert records[2]["stage"] == "extract" and records[2]["resumed"] is False
+    # nothing recorded twice: attempt 2's ledger entry is the one it had; attempt 3's the first written
+    entries = new_entries(project)
+    assert [e.seq for e in entries][:3] == ledger_before and len(entries) == 3
+    assert [e.candidate for e in entries] == [r["candidate"] for r in records]
+    programs = ProgramDatabase(run_dir / "programs.jsonl").programs()
+    assert sorted(p.attempt for p in programs if p.attempt is not None) == [1, 2, 3]
+    assert result.stop_reason == "iteration budget reached (3 of 3 attempts)"
