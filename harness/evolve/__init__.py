@@ -11,10 +11,13 @@ One responsibility per module:
 - `extract` the first ```python block of a reply, checked by reading, named, given a header.
 - `results` scores and failure text of one candidate from a benchmark report.
 - `judge`   the suite as a subprocess (`pytest benchmarks/test_codecs.py`), the verdict in the ledger.
+- `evaluate` one evaluation (the suite on one candidate) as a self-contained request for a thread or
+            a Ray task on any node: LocalEvaluator, RayEvaluator; the cascade's screen and full stages.
 - `log`     the run directory: settings, attempts log (JSON Lines), per-attempt files.
 - `attempt` one attempt's candidate: named, checked, written, judged by the suite, recorded.
 - `summary` the progress line after each attempt and the summary table at the end.
-- `loop`    the loop itself: prompts and requests, attempts, stop rules, resume.
+- `loop`    the loop itself: attempts open at once (requests in threads, evaluations on the
+            evaluator), verdicts in completion order, stop rules and budgets, resume.
 - `cli`     the `evolve` subcommand (`register(subparsers)`).
 """
 

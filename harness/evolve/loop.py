@@ -19,6 +19,18 @@ line and the summary harness/evolve/summary.py.
 
 The loop stops on the iteration, token or cost budget, after `patience` attempts in a row without
 adoption, or when an attempt's code or results are identical to an earlier one's (it says which).
+
+At scale (fixtures/evolve.toml [scale], [cascade]; `Evolution._drive`): up to requests_in_flight
+attempts are open at once (the first request of a process goes alone), their requests in threads;
+step 4 is an evaluation (harness/evolve/evaluate.py) on Ray or threads, up to
+evaluations_in_flight at once: the cascade's screen, then the full suite run. Everything that
+writes the ledger, the attempts log and the program database happens in this thread, one attempt
+at a time, in the order replies and evaluations come back. A full evaluation that compared with a
+champion the ledger has since replaced is stale and runs again against the new champion before its
+verdict. Budgets count every reply received; requests in flight when one is reached finish, and the
+stop reason says by how much they passed it. Parents come from the program database (RUN/programs.jsonl,
+harness/evolve/database.py); every finished attempt is added to it before its record is appended
+(adding the same attempt twice is ignored, so a resume keeps it consistent).
 """
 
 from __future__ import annotations
