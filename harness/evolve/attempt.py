@@ -41,6 +41,7 @@ from harness.atomic import write_text_atomic
 from harness.candidate import discover_candidates
 from harness.errors import HarnessError
 from harness.evolve.client import Reply
+from harness.evolve.evaluate import SCREEN_TESTS, EvalRequest, EvalResult, evaluate, source_files
 from harness.evolve.extract import (
     HEADER_FIRST,
     Extracted,
@@ -51,7 +52,6 @@ from harness.evolve.extract import (
     extract_code,
     strip_header,
 )
-from harness.evolve.evaluate import SCREEN_TESTS, EvalRequest, EvalResult, evaluate, source_files
 from harness.evolve.judge import SuiteRun, record_rejection, record_verdict
 from harness.evolve.log import RunDir, utc_stamp
 from harness.evolve.results import anchor_scores, cut_text, failure_text, load_doc
@@ -192,15 +192,15 @@ class AttemptJudge:
             except HarnessError:
                 pass  # the suite says the champion is missing, as it always did
         s = self.settings.config.suite
-        common = dict(
-            attempt=prep.n, stage=stage, candidate=prep.name, files=files,
-            ledger_text=self.ledger.path.read_text(encoding="utf-8") if self.ledger.path.exists() else "",
-            champion=champion.candidate if champion else None,
-            champion_sha256=champion.source_sha256 if champion else None,
-            cache_dir=str(self.settings.cache_dir) if self.settings.cache_dir else None,
-            fixtures_dir=str(self.settings.fixtures_dir) if self.settings.fixtures_dir else None,
-            root=str(self.settings.suite().root), timeout_s=s.timeout_s,
-        )
+        common = {
+            "attempt": prep.n, "stage": stage, "candidate": prep.name, "files": files,
+            "ledger_text": self.ledger.path.read_text(encoding="utf-8") if self.ledger.path.exists() else "",
+            "champion": champion.candidate if champion else None,
+            "champion_sha256": champion.source_sha256 if champion else None,
+            "cache_dir": str(self.settings.cache_dir) if self.settings.cache_dir else None,
+            "fixtures_dir": str(self.settings.fixtures_dir) if self.settings.fixtures_dir else None,
+            "root": str(self.settings.suite().root), "timeout_s": s.timeout_s,
+        }
         if stage == "screen":
             assert screen is not None
             return EvalRequest(**common, clip_name=screen.path.name, clip_set=screen.set_name,

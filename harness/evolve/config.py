@@ -14,12 +14,12 @@ from harness.toolbox import TRACKS
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "CascadeSettings",
     "DatabaseSettings",
     "EvolveConfig",
     "ModelSettings",
     "Price",
     "PromptSettings",
-    "CascadeSettings",
     "ScaleSettings",
     "StopSettings",
     "SuiteSettings",

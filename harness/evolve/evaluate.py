@@ -39,6 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Self
 
 import harness
 from harness.errors import HarnessError
@@ -121,7 +122,7 @@ def _node_id() -> str:
             ctx = ray.get_runtime_context()
             if ctx.worker.mode == ray.WORKER_MODE:  # inside a task
                 return f"{ctx.get_node_id()[:12]}@{socket.gethostname()}"
-    except Exception:  # noqa: BLE001 - Ray missing or not in a task: the hostname is enough
+    except Exception:  # noqa: BLE001, S110 - Ray missing or not in a task: the hostname is enough
         pass
     return socket.gethostname()
 
@@ -228,10 +229,10 @@ class Evaluator:
     def describe(self) -> str:
         return self.kind
 
-    def close(self) -> None:
-        pass
+    def close(self, wait: bool = True) -> None:
+        """Release what the evaluator holds; `wait` False: do not wait for evaluations still running."""
 
-    def __enter__(self) -> Evaluator:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -253,8 +254,8 @@ class LocalEvaluator(Evaluator):
     def describe(self) -> str:
         return f"local threads ({self.slots} at once)"
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 class RayEvaluator(Evaluator):
@@ -298,7 +299,7 @@ class RayEvaluator(Evaluator):
         where = f"Ray cluster {self.address}" if self.address else "embedded local Ray"
         return f"{where} ({len(self.nodes())} node(s), {self.slots} evaluation(s) at once)"
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         if self._owned and self._ray.is_initialized():
             self._ray.shutdown()
         self._owned = False

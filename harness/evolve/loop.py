@@ -38,6 +38,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import fcntl
+import json
 import sys
 import time
 from collections import deque
@@ -51,18 +52,25 @@ from harness import adoption
 from harness.atomic import write_text_atomic
 from harness.bdrate import describe
 from harness.candidate import CONTRACT_TEXT
+from harness.clips import resolve_clip_set
 from harness.config import SuiteConfig, load_suite_config
 from harness.errors import HarnessError
-from harness.clips import resolve_clip_set
 from harness.evolve.attempt import AttemptJudge, Prepared, ScreenClip
 from harness.evolve.client import LLMClient, Reply, require_api_key
 from harness.evolve.config import EvolveConfig
-from harness.evolve.extract import HEADER_FIRST, strip_header
 from harness.evolve.evaluate import EvalResult, Evaluator, clip_bytes, make_evaluator
+from harness.evolve.extract import HEADER_FIRST, strip_header
 from harness.evolve.judge import SuiteSetup
 from harness.evolve.log import RunDir, RunDirError, utc_stamp
-from harness.evolve.prompt import AttemptView, ChampionView, PromptInputs, build_prompt
-from harness.evolve.results import anchor_scores, load_doc
+from harness.evolve.prompt import (
+    AttemptView,
+    ChampionView,
+    InspirationView,
+    PromptInputs,
+    build_prompt,
+    describe_parent,
+)
+from harness.evolve.results import anchor_scores, failure_text, load_doc
 from harness.evolve.summary import progress_line, summary_table
 from harness.ledger import Ledger, LedgerEntry
 
@@ -250,10 +258,16 @@ class Evolution:
         new: list[dict] = []
         try:
             reason = self._drive(records, new)
-        finally:
+        except BaseException:
+            # Requests still in flight end on their own (their replies land on disk for the resume);
+            # evaluations still running are abandoned (Ray's are stopped with the embedded Ray).
             if self._evaluation is not None:
-                self._evaluation.close()
+                self._evaluation.close(wait=False)
                 self._evaluation = None
+            raise
+        if self._evaluation is not None:
+            self._evaluation.close()
+            self._evaluation = None
         summary = summary_table(
             records, reason, self._initial(), self.anchor, self.ledger.champion(self.track), self.settings.ledger
         )
@@ -361,7 +375,7 @@ class Evolution:
                             queue.appendleft((prep, "full"))  # survivors go first
                         continue
                     champion = self._champion()
-                    if result.report_text is not None and result.champion_sha256 != champion.source_sha256:
+                    if result.champion_sha256 != champion.source_sha256 and _passed(result):
                         # Stale: the champion changed while it was evaluated. Its comparison is made
                         # again against the new one (the champion's and the candidate's passing
                         # results come from the result cache, so mostly the comparison is redone).
@@ -548,8 +562,9 @@ class Evolution:
             last = records[-1]
             which = last.get("identical_attempt")
             what = f"attempt {which} ({last.get('identical_to')})" if which else f"{last.get('identical_to')}"
-            return ("identical", f"attempt {last['attempt']} ({last['candidate']}) is identical to {what}: "
+            text = (f"attempt {last['attempt']} ({last['candidate']}) is identical to {what}: "
                     f"{last.get('identical_kind') or 'identical results'}")
+            return ("identical", text)
         trailing = 0
         for r in reversed(records):
             if r.get("verdict") == "adopted":
@@ -783,4 +798,23 @@ class Evolution:
             rules=rules,
             limits=limit_text,
             track=self.track,
+            inspirations=tuple(
+                InspirationView(name=prog.candidate, source=strip_header(text), bd_vs_anchor=prog.bd_vs_anchor, why=why)
+                for prog, why in inspirations if (text := prog.read_source()) is not None
+            ),
+            parent_label=describe_parent(parent.candidate, parent.attempt, parent.island, champion.candidate,
+                                         self._entry_bd(champion), self.anchor) if parent is not None else "",
+            champion_name=champion.candidate if parent is not None else "",
         )
+
+
+def _passed(result: EvalResult) -> bool:
+    """Whether a full evaluation's report shows its candidate passing (only then is its comparison with
+    the champion part of the verdict)."""
+    if result.report_text is None:
+        return False
+    try:
+        doc = json.loads(result.report_text)
+    except ValueError:
+        return False
+    return bool(doc.get("candidates", {}).get(result.candidate)) and not failure_text(doc, result.candidate)
