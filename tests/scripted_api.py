@@ -33,8 +33,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
@@ -46,13 +46,19 @@ DEFAULT_MODEL = "claude-test-model"
 
 @dataclass(frozen=True)
 class Text:
-    """One reply: `text` as one text block; `latency_s` / tokens override the server's defaults."""
+    """One reply: `text` as one text block; `latency_s` / tokens override the server's defaults.
+
+    `hold` (a test's condition, e.g. "attempt 1 is recorded"): the reply starts only once it returns
+    True (polled every 50 ms, at most `hold_s` seconds, then answered anyway): a model that is slow
+    until a given moment, to order concurrent events without guessing timings."""
 
     text: str
     latency_s: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     stop_reason: str = "end_turn"
+    hold: Callable[[], bool] | None = field(default=None, compare=False)
+    hold_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -282,6 +288,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _message(self, request: Request, body: dict, reply: Text) -> None:
         api = self.server_api
+        if reply.hold is not None:
+            deadline = time.monotonic() + reply.hold_s
+            while not reply.hold() and time.monotonic() < deadline:
+                time.sleep(0.05)
         latency = api.latency_s if reply.latency_s is None else reply.latency_s
         model = api.model or str(body.get("model") or DEFAULT_MODEL)
         message_id = f"msg_scripted_{request.index + 1:04d}"

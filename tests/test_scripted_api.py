@@ -136,3 +136,20 @@ def test_a_client_gone_mid_stream_is_recorded_as_aborted():
         while api.in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
     assert api.in_flight == 0 and api.requests[0].answer == "aborted"
+
+
+def test_a_held_reply_starts_when_its_condition_holds():
+    go = threading.Event()
+    with ScriptedAPI([Text("held", hold=go.is_set), "free"]) as api:
+        client = _client(api)
+        got: list[str] = []
+        first = threading.Thread(target=lambda: got.append(client.complete("s", "1").text))
+        first.start()
+        while not api.requests:
+            time.sleep(0.02)
+        second = _client(api).complete("s", "2").text  # answered while the first is held
+        assert got == [] and api.in_flight == 1
+        go.set()
+        first.join(timeout=30)
+    assert (got, second) == (["held"], "free")
+    assert api.requests[0].finished > api.requests[1].finished
