@@ -190,3 +190,33 @@ def test_resume_reasks_unanswered_requests_and_judges_unrecorded_replies(project
     programs = ProgramDatabase(run_dir / "programs.jsonl").programs()
     assert sorted(p.attempt for p in programs if p.attempt is not None) == [1, 2, 3]
     assert result.stop_reason == "iteration budget reached (3 of 3 attempts)"
+
+
+def test_cli_concurrency_flags_start_a_run_and_may_change_on_resume(project, monkeypatch):
+    import argparse
+
+    from harness.errors import HarnessError
+    from harness.evolve import cli as evolve_cli
+
+    parser = argparse.ArgumentParser()
+    evolve_cli.register(parser.add_subparsers())
+    base = ["evolve", "--run-dir", str(project["run"]), "--candidates-dir", str(project["cands"]),
+            "--ledger", str(project["ledger"]), "--clips", str(project["clips"]), "--frames", "3"]
+    args = parser.parse_args([*base, "--requests-in-flight", "3", "--evaluations-in-flight", "2", "--no-cascade",
+                              "--ray-address", "10.0.0.5:6379"])
+    settings, resumed = evolve_cli.resolve_settings(args)
+    scale, cascade = settings.config.scale, settings.config.cascade
+    assert not resumed and (scale.requests_in_flight, scale.evaluations_in_flight) == (3, 2)
+    assert scale.ray_address == "10.0.0.5:6379" and cascade.enabled is False and cascade.frames == 3
+    with pytest.raises(HarnessError, match="contradict"):
+        evolve_cli.resolve_settings(parser.parse_args([*base, "--no-ray", "--ray-address", "auto"]))
+    # a run started with these settings keeps them in run.json; a resume may change the concurrency
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    run(project, FakeAPI(canned("no_code_reply.md")), scale={"requests_in_flight": 3, "ray_address": "none"})
+    again = parser.parse_args(["evolve", "--run-dir", str(project["run"]), "--requests-in-flight", "5", "--no-ray",
+                               "--cascade"])
+    settings, resumed = evolve_cli.resolve_settings(again)
+    assert resumed and settings.config.scale.requests_in_flight == 5 and settings.config.scale.ray_address == "none"
+    assert settings.config.cascade.enabled is True
+    stored = json.loads((project["run"] / "run.json").read_text())["config"]
+    assert stored["scale"]["requests_in_flight"] == 5 and stored["cascade"]["enabled"] is True
