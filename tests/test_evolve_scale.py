@@ -220,3 +220,29 @@ def test_cli_concurrency_flags_start_a_run_and_may_change_on_resume(project, mon
     assert settings.config.cascade.enabled is True
     stored = json.loads((project["run"] / "run.json").read_text())["config"]
     assert stored["scale"]["requests_in_flight"] == 5 and stored["cascade"]["enabled"] is True
+
+
+def test_an_evaluation_the_evaluator_loses_runs_again_then_stops_the_run(project, monkeypatch):
+    """A lost evaluation (a dead node or worker: the evaluator's error, not the candidate's) runs again
+    EVALUATION_RETRIES times, then the run stops with that error and records nothing for the attempt."""
+    import harness.evolve.evaluate as evaluate_module
+    from harness.errors import HarnessError
+    from harness.evolve.loop import EVALUATION_RETRIES
+
+    calls = []
+
+    def lost(request):
+        calls.append((request.attempt, request.stage))
+        raise ConnectionError("the node running it died")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", lost)
+    out = io.StringIO()
+    settings = settings_for(project)
+    config = settings.config.with_overrides(scale={"requests_in_flight": 1, "ray_address": "none"})
+    evo = Evolution(dataclasses.replace(settings, config=config), api_key="sk-test-not-a-key",
+                    http_client=FakeAPI(as_reply(worse_code())).client(), out=out)
+    with pytest.raises(HarnessError, match=r"attempt 1: its full evaluation was lost 3 times on local threads"):
+        evo.run()
+    assert EVALUATION_RETRIES == 2 and calls == [(1, "full")] * 3  # one clip at 3 frames: no screen
+    assert out.getvalue().count("evaluation was lost (ConnectionError: the node running it died); it runs again") == 2
+    assert log_records(project) == [] and new_entries(project) == []

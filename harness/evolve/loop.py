@@ -74,6 +74,10 @@ from harness.evolve.results import anchor_scores, failure_text, load_doc
 from harness.evolve.summary import progress_line, summary_table
 from harness.ledger import Ledger, LedgerEntry
 
+# An evaluation the evaluator loses (its Ray worker or node died, the task could not be run) runs
+# again this many times before the run stops with the evaluator's error.
+EVALUATION_RETRIES = 2
+
 __all__ = ["HEADER_FIRST", "Evolution", "RunResult", "RunSettings", "progress_line", "strip_header", "summary_table"]
 
 
@@ -314,6 +318,7 @@ class Evolution:
         stop: tuple[str, str] | None = None  # (kind, text), the first stop rule that held
         in_flight_at_stop = 0
         replied = False  # a reply came back in this process (see the first request below)
+        lost: dict[int, int] = {}  # attempt -> evaluations the evaluator lost (not the candidate's fault)
         pool = concurrent.futures.ThreadPoolExecutor(scale.requests_in_flight, thread_name_prefix="evolve-request")
         try:
             while True:
@@ -366,7 +371,19 @@ class Evolution:
                         replied = True
                         continue
                     prep, stage = evals.pop(fut)
-                    result: EvalResult = fut.result()
+                    try:
+                        result: EvalResult = fut.result()
+                    except Exception as err:  # the evaluator lost it (a node or worker died), not the candidate
+                        lost[prep.n] = lost.get(prep.n, 0) + 1
+                        if lost[prep.n] > EVALUATION_RETRIES:
+                            raise HarnessError(
+                                f"attempt {prep.n}: its {stage} evaluation was lost {lost[prep.n]} times on "
+                                f"{self.evaluator().describe()}: {type(err).__name__}: {str(err)[:500]}"
+                            ) from err
+                        self.say(f"attempt {prep.n}: its {stage} evaluation was lost ({type(err).__name__}: "
+                                 f"{str(err)[:200]}); it runs again")
+                        queue.appendleft((prep, stage))
+                        continue
                     if stage == "screen":
                         failed = self.judging.screen_failure(prep, result)
                         if failed is not None:
