@@ -45,6 +45,9 @@ def progress_line(record: dict, iterations: int, anchor: str = "x265") -> str:
     tokens = f"tokens {int(usage.get('input_tokens') or 0):,} in + {int(usage.get('output_tokens') or 0):,} out" + (
         f", ${cost:.4f}" if isinstance(cost, (int, float)) else ""
     )
+    times = [f"{k} {float(record[f'{k}_s']):.1f} s" for k in ("screen", "suite") if record.get(f"{k}_s") is not None]
+    if times:
+        tokens += "; " + ", ".join(times) + (f" on {record['eval_node']}" if record.get("eval_node") else "")
     return f"{head} — " + "; ".join(parts + [reason]) + f" [{tokens}]"
 
 
