@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import threading
 import time
 
@@ -246,3 +247,43 @@ def test_an_evaluation_the_evaluator_loses_runs_again_then_stops_the_run(project
     assert EVALUATION_RETRIES == 2 and calls == [(1, "full")] * 3  # one clip at 3 frames: no screen
     assert out.getvalue().count("evaluation was lost (ConnectionError: the node running it died); it runs again") == 2
     assert log_records(project) == [] and new_entries(project) == []
+
+
+def test_an_interrupted_run_stops_the_suite_runs_it_started(project, monkeypatch):
+    """Ctrl-C while an evaluation runs in a thread (--no-ray): the suite's process group is killed, so the
+    process ends at once instead of waiting for the suite; nothing is recorded (a resume judges it)."""
+    import concurrent.futures
+
+    import harness.evolve.evaluate as evaluate_module
+
+    real_wait = concurrent.futures.wait
+    started = []
+
+    def wait(fs, timeout=None, return_when=concurrent.futures.ALL_COMPLETED):
+        while True:
+            done, pending = real_wait(fs, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
+            children = evaluate_module._suite_children()
+            if children:
+                started.extend(children)
+                raise KeyboardInterrupt
+            if done:
+                return done, pending
+
+    monkeypatch.setattr(concurrent.futures, "wait", wait)
+    settings = settings_for(project)
+    config = settings.config.with_overrides(scale={"requests_in_flight": 1, "ray_address": "none"})
+    evo = Evolution(dataclasses.replace(settings, config=config), api_key="sk-test-not-a-key",
+                    http_client=FakeAPI(as_reply(worse_code())).client(), out=io.StringIO())
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        evo.run()
+    assert started and time.monotonic() - t0 < 60
+    deadline = time.monotonic() + 10
+    while evaluate_module._suite_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert evaluate_module._suite_children() == []
+    for pid in started:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert log_records(project) == [] and new_entries(project) == []
+    assert (project["run"] / "attempts" / "0001" / "reply.json").exists()
