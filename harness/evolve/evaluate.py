@@ -196,20 +196,37 @@ def evaluate(request: EvalRequest) -> EvalResult:
 
 
 def _suite_children() -> list[int]:
-    """The suite runs (pytest of benchmarks/test_codecs.py, each the leader of its own session) that are
-    children of this process, from /proc (Linux); [] where /proc cannot tell."""
-    me, out = os.getpid(), []
+    """The suite runs (pytest of benchmarks/test_codecs.py, each the leader of its own session) that descend
+    from this process (its evaluation threads' children, or an embedded Ray's workers'), from /proc (Linux);
+    [] where /proc cannot tell."""
+    parent: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) != me:  # ppid
-                continue
-            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
+    me, out = os.getpid(), []
+    for pid in parent:
+        up, seen = parent.get(pid), 0
+        while up not in (None, 0, 1, me) and seen < 64:
+            up, seen = parent.get(up), seen + 1
+        if up != me:
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
         if b"harness.plugin" in cmdline and any(arg.endswith(b"test_codecs.py") for arg in cmdline):
-            out.append(int(stat.parent.name))
-    return out
+            out.append(pid)
+    return sorted(out)
+
+
+def _kill_suite_runs() -> None:
+    for pid in _suite_children():
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def source_files(candidates_dir: Path, name: str) -> dict[str, str]:
@@ -274,11 +291,7 @@ class LocalEvaluator(Evaluator):
 
     def close(self, wait: bool = True) -> None:
         if not wait:  # interrupted: stop the suite runs this process started (else exit waits for them)
-            for pid in _suite_children():
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            _kill_suite_runs()
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
@@ -324,6 +337,8 @@ class RayEvaluator(Evaluator):
         return f"{where} ({len(self.nodes())} node(s), {self.slots} evaluation(s) at once)"
 
     def close(self, wait: bool = True) -> None:
+        if not wait and self._owned:  # an embedded Ray's suite runs would outlive its workers
+            _kill_suite_runs()
         if self._owned and self._ray.is_initialized():
             self._ray.shutdown()
         self._owned = False
