@@ -16,6 +16,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -140,7 +141,12 @@ def cluster(request):
     root = Path(f"/tmp/ray-evolve-{os.getpid()}-{secrets.token_hex(3)}")  # short: Ray's socket paths must fit
     root.mkdir()
     c = LocalCluster(root)
-    request.addfinalizer(c.stop)
+
+    def stop() -> None:
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    request.addfinalizer(stop)
     c.start()
     return c
 
@@ -161,6 +167,7 @@ def local_ray(request):
         if ray.is_initialized():
             ray.shutdown()
         LocalCluster(root).stop()  # whatever is left of it
+        shutil.rmtree(root, ignore_errors=True)
 
     request.addfinalizer(stop)
     assert not ray.is_initialized()
