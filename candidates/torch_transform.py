@@ -26,8 +26,9 @@ How it works
   stream), vector differences as int8; each stream compressed by LZMA2 (raw, preset 9, 4
   literal context bits; single-threaded: deterministic).
 * Rate control: the motion search once, then a secant search over qp on full closed-loop encodes
-  for the lowest qp whose size is <= 0.98 x the target; when even the coarsest qp does not fit
-  (the vectors alone cost more), the same search with zero vectors.
+  for the lowest qp whose size is <= 0.98 x the target; when even the coarsest qp does not fit,
+  or the qp found is coarser than 36 (the vectors may cost more than they save), the same search
+  with zero vectors, keeping whichever fits at the finer qp.
 * Determinism: one torch thread, deterministic algorithms, integer-exact transforms and integer
   motion search. CUDA is used when `torch.cuda.is_available()` and a self-test at import gives
   bit-identical results to the CPU (cuDNN off: its FFT/Winograd convolutions are not exact);
@@ -74,6 +75,7 @@ _BASIS = [
 ]
 
 _QP_MAX4 = 80 * 4  # step ~ 6500: every level is zero
+_STILL_CHECK_QP4 = 36 * 4  # coarser than this, coding without vectors is tried as well
 _I_OFFSET4 = 3 * 4
 _DEAD_INTRA = 1.0 / 3.0
 _DEAD_INTER = 1.0 / 6.0
@@ -455,11 +457,19 @@ def encode(video: Video, target_bitrate: float) -> bytes:
     bpp = budget * 8.0 / (frames * h16 * w16)
     qp4 = int(np.clip(round(4 * (24.0 - 6.0 * np.log2(max(bpp, 1e-6) / 0.1))), 0, _QP_MAX4))
     out = _search(build, budget, qp4)
-    if len(out) > budget:
-        # Below what the vectors alone cost: predict every P-frame from the same place instead.
+    fits = len(out) <= budget
+    if not fits or _qp4_of(out) > _STILL_CHECK_QP4:
+        # Coarse or not fitting: the vectors may cost more bits than they save (seen on bikes at 6
+        # frames: 16 dB with vectors at qp4 265 against 30 dB without them at a lower rate). Predict
+        # every P-frame from the same place as well and keep whichever fits at the finer qp.
         still = [None if mv is None else torch.zeros_like(mv) for mv in analysis]
-        out = min(out, _search(lambda q: build(q, still), budget, _QP_MAX4), key=len)
+        other = _search(lambda q: build(q, still), budget, _qp4_of(out) if fits else _QP_MAX4)
+        out = min((out, other), key=lambda b: (0, _qp4_of(b), len(b)) if len(b) <= budget else (1, 0, len(b)))
     return out
+
+
+def _qp4_of(bitstream: bytes) -> int:
+    return _HEADER.unpack_from(bitstream)[-1]
 
 
 def decode(bitstream: bytes) -> Video:
