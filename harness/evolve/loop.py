@@ -333,7 +333,7 @@ class Evolution:
                     else:
                         queue.append((out, "screen" if self.screen is not None else "full"))
                 if stop is None:
-                    stop = self._stop(records, started)
+                    stop = self._stop_rule(records, started)
                     in_flight_at_stop = len(asks) if stop else 0
                 # An attempt is open from its request to its record; at most requests_in_flight are open,
                 # so no more requests than that run at once and no backlog of candidates builds up
@@ -348,7 +348,7 @@ class Evolution:
                         n, next_n = next_n, next_n + 1
                     asks[self._ask_async(pool, n, records)] = n
                     started += 1
-                    stop = self._stop(records, started)
+                    stop = self._stop_rule(records, started)
                     in_flight_at_stop = len(asks) if stop else 0
                 while queue and len(evals) < scale.evaluations_in_flight:
                     prep, stage = queue.popleft()
@@ -554,9 +554,6 @@ class Evolution:
         return ScreenClip(path=path.resolve(), set_name=set_name, frames=cascade.frames, data=clip_bytes(path))
 
     # ------------------------------------------------------------------ stop rules
-
-    def _stop(self, records: list[dict], started: int) -> tuple[str, str] | None:
-        return self._stop_rule(records, started)
 
     def _initial(self) -> dict:
         return dict(self.rundir.load_settings().get("initial_champion") or {})
