@@ -473,6 +473,10 @@ def _set_limits(limits: Limits) -> None:
     setr(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
     setr(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
     setr(resource.RLIMIT_CORE, (0, 0))
+    # A library in this process can have switched the calling thread to real time (SVT-AV1 does
+    # as root; see harness/realtime.py): a candidate runs as an ordinary process whatever it inherits.
+    if os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def _run(argv: list[str], *, env: dict[str, str], limits: Limits, pass_fds: tuple[int, ...]) -> RawRun:

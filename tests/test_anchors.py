@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -466,3 +467,35 @@ def test_the_judge_encodes_a_full_range_clip_with_its_range(tmp_path, full_range
     assert {p.anchor_id for p in judge.anchor_curve("limited", "x265")} == {anchor_id(spec)}
     # the bitstream the judge measured is the full-range one (decoded and measured like any other)
     assert full[0].measurement.mean["psnr_y"] > 35
+
+
+# -- scheduling ------------------------------------------------------------------------------
+
+SCHEDULING_AFTER_ENCODES = """
+import os, sys
+from harness.anchors import load_anchor_specs, encode_anchor
+from harness.realtime import realtime_threads
+from harness.video import read_video
+video = read_video(sys.argv[1], max_frames=3)[0]
+for name, spec in load_anchor_specs().items():
+    encode_anchor(video, spec, spec.qps[0])
+    print(name, os.sched_getscheduler(0), sorted(realtime_threads().values()))
+if os.fork() == 0:  # what a sandboxed candidate started now would inherit
+    os._exit(os.sched_getscheduler(0))
+print("child", os.waitstatus_to_exitcode(os.wait()[1]))
+"""
+
+
+def test_anchor_encoders_leave_the_process_on_normal_scheduling():
+    """SVT-AV1's encoder switches the thread that opens it to SCHED_FIFO 99 when it can (as root):
+    every candidate, suite run and thread started afterwards then ran real-time and two such
+    processes starved a 2-core machine (CI hung). In a subprocess, so a failure cannot leave this
+    test process real-time."""
+    out = subprocess.run(
+        [sys.executable, "-c", SCHEDULING_AFTER_ENCODES, str(FIXTURES / "cisco_vt2people_320x192_9f.mkv")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=True,
+    ).stdout
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    normal = f"{os.SCHED_OTHER} []"
+    assert {name: lines.get(name) for name in ANCHORS} == dict.fromkeys(ANCHORS, normal), out
+    assert lines["child"] == str(os.SCHED_OTHER), out

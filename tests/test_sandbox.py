@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from fractions import Fraction
@@ -115,6 +116,7 @@ def facts():
         "cap_eff": status.get("CapEff", "").strip(),
         "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
         "add_key": _add_key(),
+        "sched": os.sched_getscheduler(0),
     }}
 
 
@@ -288,6 +290,30 @@ def test_not_root_and_no_capabilities(probe):
     facts = probe["first"]
     assert facts["uid"] != 0 and facts["euid"] != 0, f"uid {facts['uid']} euid {facts['euid']}"
     assert int(facts["cap_eff"] or "0", 16) == 0, f"effective capabilities {facts['cap_eff']}"
+
+
+def test_candidate_never_inherits_real_time_scheduling(probe):
+    """A library in the harness's process can switch it to SCHED_FIFO (SVT-AV1 does, as root): the
+    candidate must still run as an ordinary process, or its timings and the machine's fairness go."""
+    assert probe["first"]["sched"] == os.SCHED_OTHER
+    facts: list = []
+
+    def call_from_a_fifo_thread():
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))  # this thread only
+        except PermissionError:
+            facts.append("unprivileged")
+            return
+        candidate = discover_candidates(Path(probe["folder"]))[0]
+        outcome, data = Runner(sandbox=Sandbox(mode="bwrap"), limits=LIMITS).encode(candidate, _tiny_video(), 1e6)
+        facts.append(json.loads(data)["sched"] if outcome.ok else outcome.details())
+
+    thread = threading.Thread(target=call_from_a_fifo_thread)
+    thread.start()
+    thread.join(120)
+    if facts == ["unprivileged"]:
+        pytest.skip("setting SCHED_FIFO needs root or CAP_SYS_NICE; an unprivileged harness cannot pass it on")
+    assert facts == [os.SCHED_OTHER], facts
 
 
 def test_rlimits_are_in_effect(probe):

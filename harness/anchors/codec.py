@@ -13,6 +13,7 @@ from harness.anchors.bitstream import av1_temporal_units, strip_info_sei
 from harness.anchors.errors import AnchorError
 from harness.anchors.settings import encoder_settings, verify_settings, version_from_report
 from harness.anchors.spec import AnchorSpec
+from harness.realtime import normal_scheduling
 from harness.video import Video, _planes
 
 
@@ -93,7 +94,7 @@ def _open_encoder(spec: AnchorSpec, qp: int, width: int, height: int, fps: Fract
     if spec.full_range:
         ctx.color_range = _JPEG_RANGE  # the CLI's `-color_range pc`: VUI / sequence header say full range
     ctx.options = options
-    with _FfmpegLog() as log:
+    with _FfmpegLog() as log, normal_scheduling():
         try:
             ctx.open()
         except av.FFmpegError as err:
