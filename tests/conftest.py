@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import os
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +20,7 @@ from harness.candidate import CandidateSource, discover_candidates
 from harness.clips import Clip
 from harness.config import SuiteConfig, load_suite_config
 from harness.judge import Judge
+from harness.realtime import realtime_threads
 from harness.runner import Runner
 from harness.sandbox import Limits, Sandbox
 from harness.video import Video, chroma_shape
@@ -154,3 +157,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_S))
+
+
+@pytest.fixture(autouse=True)
+def _ordinary_scheduling_after_each_test():
+    """No test may leave this process real-time: everything started later would inherit it (a library
+    encoder did so as root, harness/realtime.py, and CI hung). Fails the test that did it, resets."""
+    yield
+    left = realtime_threads()
+    for tid in left:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+    if left:
+        pytest.fail(f"the test left threads {sorted(left)} of the test process on a real-time policy")
