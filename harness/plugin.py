@@ -8,10 +8,13 @@ the result file also when pytest-xdist runs the tests elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -21,7 +24,7 @@ from _pytest.config import print_usage_error
 
 from harness.errors import HarnessError
 from harness.judge import Judge
-from harness.progress import Progress
+from harness.progress import HEARTBEAT_S, Progress
 from harness.report import ResultCollector
 from harness.session import add_verdicts, build_judge
 from harness.suite import USAGE_EXIT, SuiteOptions  # USAGE_EXIT: 2 (pytest's own usage error is 4)
@@ -45,6 +48,8 @@ class SuiteSession:
     _judge: Judge | None = None
     usage_error: str | None = None  # found while collecting: refused once collection ends
     progress: Progress | None = None
+    _heartbeat_stop: threading.Event = field(default_factory=threading.Event)
+    _current_test: str = ""  # the node id whose setup or call runs (heartbeats end their line with it)
 
     @property
     def options(self) -> SuiteOptions:
@@ -92,7 +97,14 @@ class SuiteSession:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         distributed = bool(getattr(self.config.option, "numprocesses", None)) or hasattr(self.config, "workerinput")
         if reporter is not None and not distributed and self.config.get_verbosity() >= 0:
-            self.progress = Progress(partial(_progress_line, reporter))  # xdist workers cannot print; -q is quiet
+            # xdist workers cannot print; -q is quiet. CODEC_HARNESS_HEARTBEAT_S: the longest silence.
+            heartbeat = float(os.environ.get("CODEC_HARNESS_HEARTBEAT_S") or HEARTBEAT_S)
+            capman = self.config.pluginmanager.get_plugin("capturemanager")
+            self.progress = Progress(
+                partial(_progress_line, reporter),
+                heartbeat_s=heartbeat,
+                write_in_test=lambda text: _progress_line_in_test(reporter, capman, text, self._current_test),
+            )
 
     @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group marks
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -119,6 +131,28 @@ class SuiteSession:
             reporter.write_line(f"WARNING: clip {clip} left out, not judged: {problem}", yellow=True, bold=True)
         if self.progress is not None:
             self.progress.begin()
+            beat = threading.Thread(target=_heartbeat, args=(self.progress, self._heartbeat_stop), daemon=True)
+            beat.start()
+
+    # trylast: inside the capture plugin's wrappers, so heartbeats stop before it suspends capture.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_setup(self, item: pytest.Item):
+        return (yield from self._running(item))
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        return (yield from self._running(item))
+
+    def _running(self, item: pytest.Item):
+        """Heartbeats only inside a test's setup or call: pytest writes its results in between."""
+        if self.progress is None:
+            return (yield)
+        self._current_test = item.nodeid
+        self.progress.running(True)
+        try:
+            return (yield)
+        finally:
+            self.progress.running(False)
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the test's id (-v)
     def pytest_runtest_logstart(self, nodeid: str, location) -> None:
@@ -126,6 +160,7 @@ class SuiteSession:
             self.progress.started(nodeid)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._heartbeat_stop.set()
         if hasattr(self.config, "workerinput"):
             return  # an xdist worker: the controller writes the result
         if not self.collector.has_results:
@@ -147,10 +182,24 @@ class SuiteSession:
         write_renderings(doc, report_dir / "latest.json")
 
 
+def _heartbeat(progress: Progress, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        progress.tick()
+
+
 def _progress_line(reporter, text: str) -> None:
     """A progress line on a line of its own, left open: the next test's result (or id, -v) ends it."""
     reporter.ensure_newline()
     reporter.write(text, cyan=True)
+
+
+def _progress_line_in_test(reporter, capman, text: str, nodeid: str) -> None:
+    """The same while a test runs: pytest captures the output then, so capture pauses for the line,
+    and without -v the test's file name is written again for its result letter to follow."""
+    with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+        _progress_line(reporter, text)
+        if reporter.verbosity <= 0 and nodeid:
+            reporter.write_fspath_result(nodeid, "")
 
 
 def _session(config: pytest.Config) -> SuiteSession:

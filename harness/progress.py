@@ -8,15 +8,24 @@ encodes the other compared anchors on a clip's first). A line per stage, with th
 through pytest's terminal reporter: no carriage returns, so a CI log reads like a terminal; no
 line for a candidate whose contract failed (its other tests are skipped). The plugin makes one only where it can print (not under -q, not
 with pytest-xdist, whose workers cannot write to the terminal).
+
+A stage can last minutes (a slow candidate's determinism re-encodes every rung): while a test
+runs, a helper thread calls `tick()` about every second and, `heartbeat_s` after the last line,
+the current stage is repeated with its elapsed time ("... (still running, 24 s)"), so a run
+never goes silent for longer. Only while a test's setup or call runs (`running`): pytest itself
+writes between tests, and a lock keeps the two writers apart.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Progress", "stages"]
+__all__ = ["HEARTBEAT_S", "Progress", "stages"]
+
+HEARTBEAT_S = 8.0  # the longest silence while a test runs
 
 _POINT_TESTS = frozenset({"test_round_trip", "test_rate", "test_quality", "test_limits"})
 
@@ -56,10 +65,17 @@ class Progress:
 
     write: Callable[[str], None]
     clock: Callable[[], float] = time.monotonic
+    heartbeat_s: float = HEARTBEAT_S
+    write_in_test: Callable[[str], None] | None = None  # heartbeats: written while output is captured
     _tests: dict[str, list[tuple[tuple, str]]] = field(default_factory=dict)
     _seen: set[tuple] = field(default_factory=set)
     _blocked: set[object] = field(default_factory=set)
     _start: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _running: bool = False
+    _stage: str | None = None  # the newest stage's words, and when it began
+    _stage_at: float = 0.0
+    _last_line: float = 0.0
 
     def expect(self, nodeid: str, test: str, params: Mapping[str, object]) -> None:
         """A collected test of the suite: its function name and parameters (candidate, clip, rung)."""
@@ -82,8 +98,29 @@ class Progress:
         ]
         if not new:
             return
-        now = self.clock()
-        if self._start is None:
-            self._start = now
-        self._seen.update(key for key, _ in new)
-        self.write("\n".join(f"[{now - self._start:6.1f} s] {words}" for _, words in new))
+        with self._lock:
+            now = self.clock()
+            if self._start is None:
+                self._start = now
+            self._seen.update(key for key, _ in new)
+            self._stage, self._stage_at, self._last_line = new[-1][1], now, now
+            self.write("\n".join(f"[{now - self._start:6.1f} s] {words}" for _, words in new))
+
+    def running(self, on: bool) -> None:
+        """A test's setup or call starts (True) or ends (False): heartbeats only in between."""
+        with self._lock:
+            self._running = on
+
+    def tick(self) -> None:
+        """From the helper thread, about every second: repeat the stage when it has been quiet too long."""
+        with self._lock:
+            if not self._running or self._stage is None or self._start is None:
+                return
+            now = self.clock()
+            if now - self._last_line < self.heartbeat_s:
+                return
+            self._last_line = now
+            took = now - self._stage_at
+            (self.write_in_test or self.write)(
+                f"[{now - self._start:6.1f} s] {self._stage} (still running, {took:.0f} s)"
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -59,7 +60,31 @@ def test_a_candidate_whose_contract_failed_announces_no_more_stages():
     assert stages("test_something_else", {"candidate": "a", "clip": "k"}) == []
 
 
-def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+def test_a_long_stage_is_repeated_with_its_time_only_while_a_test_runs():
+    lines: list[str] = []
+    now = [0.0]
+    progress = Progress(lines.append, clock=lambda: now[0], heartbeat_s=8.0)
+    progress.expect("det", "test_determinism", {"candidate": "a", "clip": "bikes"})
+    progress.begin()
+    progress.tick()  # nothing started yet
+    now[0] = 2.0
+    progress.running(True)
+    progress.started("det")
+    for t in (3.0, 9.9, 10.0, 12.0, 18.5, 30.0):
+        now[0] = t
+        progress.tick()
+    progress.running(False)  # pytest writes the result now: no heartbeat may come in between
+    now[0] = 60.0
+    progress.tick()
+    assert lines == [
+        "[   2.0 s] a x bikes: determinism (encode and decode again at every rung)",
+        "[  10.0 s] a x bikes: determinism (encode and decode again at every rung) (still running, 8 s)",
+        "[  18.5 s] a x bikes: determinism (encode and decode again at every rung) (still running, 16 s)",
+        "[  30.0 s] a x bikes: determinism (encode and decode again at every rung) (still running, 28 s)",
+    ]
+
+
+def _run(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     if not CLIP.is_file():
         pytest.fail(f"development clip missing: {CLIP}", pytrace=False)
     clips = tmp_path / "clips"
@@ -73,11 +98,12 @@ def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
             f"--clips={clips}", "--frames=2", "--candidates=x264_pyav", f"--report-dir={tmp_path / 'r'}",
             f"--cache-dir={tmp_path / 'cache'}", f"--ledger={tmp_path / 'ledger.jsonl'}", "-k", "test_contract or test_round_trip", *extra,
         ],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, **(env or {})},
     )
 
 
-STAGE = re.compile(r"^\[ *\d+\.\d s\] (.*)$", re.MULTILINE)
+STAGE = re.compile(r"^\[ *\d+\.\d s\] (.*?)(?<!\(still running, \d s\))(?<!\(still running, \d\d s\))$", re.MULTILINE)
+HEARTBEAT = re.compile(r"^\[ *(\d+\.\d) s\] (.*) \(still running, (\d+) s\)$", re.MULTILINE)
 
 
 def test_the_suite_prints_a_plain_line_per_stage_and_is_quiet_under_q(tmp_path):
@@ -91,6 +117,20 @@ def test_the_suite_prints_a_plain_line_per_stage_and_is_quiet_under_q(tmp_path):
     ], out.stdout[-3000:]
     quiet = _run(tmp_path, "-q")
     assert not STAGE.findall(quiet.stdout) and quiet.returncode == out.returncode, quiet.stdout[-3000:]
+
+
+def test_a_run_is_never_silent_longer_than_the_heartbeat(tmp_path):
+    """With a 0.5 s heartbeat, a stage that takes longer (the anchors' encodes, a sandboxed call) is
+    repeated with its time while its test runs; the lines stay whole and pytest's results intact."""
+    out = _run(tmp_path, "--rerun", env={"CODEC_HARNESS_HEARTBEAT_S": "0.5"})
+    text = out.stdout + out.stderr
+    assert out.returncode == 0 and "\r" not in out.stdout and "Traceback" not in text, text[-3000:]
+    beats = HEARTBEAT.findall(out.stdout)
+    assert beats, out.stdout[-3000:]
+    assert {stage for _, stage, _ in beats} <= set(STAGE.findall(out.stdout)), out.stdout[-3000:]
+    times = [float(t) for t in re.findall(r"^\[ *(\d+\.\d) s\]", out.stdout, re.MULTILINE)]
+    assert times == sorted(times), out.stdout[-3000:]
+    assert re.search(r"^\d+ passed", out.stdout.splitlines()[-1].strip("= ")), out.stdout[-3000:]
 
 
 def test_under_xdist_the_run_works_without_progress_lines(tmp_path):
