@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["normal_scheduling", "realtime_threads"]
+__all__ = ["REALTIME_POLICIES", "normal_scheduling", "realtime_threads", "set_back"]
 
 _CAP_SYS_NICE = 23
 _CAPABILITY_VERSION_3 = 0x20080522
-_REALTIME = {getattr(os, "SCHED_FIFO", 1), getattr(os, "SCHED_RR", 2)}
+REALTIME_POLICIES = frozenset({getattr(os, "SCHED_FIFO", 1), getattr(os, "SCHED_RR", 2)})
 
 
 class _CapHeader(ctypes.Structure):
@@ -42,6 +43,7 @@ class _CapData(ctypes.Structure):
     ]
 
 
+@functools.cache  # once per process, not per encoder opened
 def _libc():
     if not sys.platform.startswith("linux"):
         return None
@@ -64,9 +66,8 @@ def _set_sys_nice(libc, on: bool) -> bool:
         data[0].effective |= bit
     elif not on:
         data[0].effective &= ~bit
-    else:
-        return was
-    libc.capset(ctypes.byref(header), data)
+    if bool(data[0].effective & bit) != was:
+        libc.capset(ctypes.byref(header), data)
     return was
 
 
@@ -78,16 +79,23 @@ def realtime_threads() -> dict[int, int]:
             policy = os.sched_getscheduler(int(task.name))
         except OSError:
             continue  # the thread ended
-        if policy in _REALTIME:
+        if policy in REALTIME_POLICIES:
             found[int(task.name)] = policy
     return found
+
+
+def set_back(tids) -> None:
+    """Put these threads (0: the calling one) back on SCHED_OTHER; lowering a policy needs no privilege."""
+    for tid in tids:
+        with contextlib.suppress(OSError):  # the thread ended
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
 
 
 @contextlib.contextmanager
 def normal_scheduling() -> Iterator[None]:
     """Run the block (an encoder opening) unable to switch this process to real-time scheduling."""
     libc = _libc()
-    if libc is None or not hasattr(os, "sched_getscheduler"):
+    if libc is None:
         yield
         return
     before = realtime_threads()
@@ -97,6 +105,4 @@ def normal_scheduling() -> Iterator[None]:
     finally:
         if dropped:
             _set_sys_nice(libc, True)
-        for tid in set(realtime_threads()) - set(before):
-            with contextlib.suppress(OSError):  # lowering a policy needs no privilege
-                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        set_back(set(realtime_threads()) - set(before))

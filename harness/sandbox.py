@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.errors import SandboxError
+from harness.realtime import REALTIME_POLICIES, set_back
 from harness.seccomp import DENIED, deny_filter
 
 __all__ = ["Limits", "RawRun", "Sandbox", "SandboxMode"]
@@ -475,8 +476,8 @@ def _set_limits(limits: Limits) -> None:
     setr(resource.RLIMIT_CORE, (0, 0))
     # A library in this process can have switched the calling thread to real time (SVT-AV1 does
     # as root; see harness/realtime.py): a candidate runs as an ordinary process whatever it inherits.
-    if os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    if os.sched_getscheduler(0) in REALTIME_POLICIES:
+        set_back([0])
 
 
 def _run(argv: list[str], *, env: dict[str, str], limits: Limits, pass_fds: tuple[int, ...]) -> RawRun:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
-import os
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +18,7 @@ from harness.candidate import CandidateSource, discover_candidates
 from harness.clips import Clip
 from harness.config import SuiteConfig, load_suite_config
 from harness.judge import Judge
-from harness.realtime import realtime_threads
+from harness.realtime import realtime_threads, set_back
 from harness.runner import Runner
 from harness.sandbox import Limits, Sandbox
 from harness.video import Video, chroma_shape
@@ -165,8 +163,6 @@ def _ordinary_scheduling_after_each_test():
     encoder did so as root, harness/realtime.py, and CI hung). Fails the test that did it, resets."""
     yield
     left = realtime_threads()
-    for tid in left:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+    set_back(left)
     if left:
         pytest.fail(f"the test left threads {sorted(left)} of the test process on a real-time policy")
